@@ -1,0 +1,96 @@
+"""Atomic file writes: a reader sees either the previous file or the complete new one.
+
+Contract: data goes to a temporary file in the destination folder (same filesystem, so the
+final ``os.replace`` is atomic), is flushed and fsynced, then renamed over the destination and
+the folder is fsynced. A crash, a full disk or SIGKILL at any point leaves at most a
+``.<name>.tmp-*`` file, which never looks like the artifact and is swept by the next write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+TMP_MARK = ".tmp-"
+
+
+def fsync_dir(folder: Path) -> None:
+    """Persist a rename in ``folder`` (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def tmp_path_for(dest: Path) -> Path:
+    """A unique temporary sibling of ``dest`` that no reader mistakes for the artifact."""
+    return dest.with_name(f".{dest.name}{TMP_MARK}{os.getpid()}-{os.urandom(4).hex()}")
+
+
+def sweep_stale_tmp(folder: Path) -> list[Path]:
+    """Remove temporary files left by interrupted writes in ``folder``; return what was removed."""
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        if entry.name.startswith(".") and TMP_MARK in entry.name and entry.is_file():
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+                removed.append(entry)
+    return removed
+
+
+@contextlib.contextmanager
+def atomic_open(dest: Path | str) -> Iterator[BinaryIO]:
+    """Open a binary temporary file that replaces ``dest`` only if the block completes."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_path_for(dest)
+    fh = open(tmp, "xb")  # noqa: SIM115 - closed below on every path
+    try:
+        yield fh
+        fh.flush()
+        os.fsync(fh.fileno())
+        fh.close()
+        os.replace(tmp, dest)
+        fsync_dir(dest.parent)
+    except BaseException:
+        fh.close()
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def atomic_write_bytes(dest: Path | str, data: bytes) -> Path:
+    """Write ``data`` to ``dest`` atomically."""
+    dest = Path(dest)
+    with atomic_open(dest) as fh:
+        fh.write(data)
+    return dest
+
+
+def atomic_write_text(dest: Path | str, text: str) -> Path:
+    """Write UTF-8 ``text`` to ``dest`` atomically."""
+    return atomic_write_bytes(dest, text.encode("utf-8"))
+
+
+def atomic_write_json(dest: Path | str, obj: Any) -> Path:
+    """Write ``obj`` as indented, key-sorted JSON (stable bytes for stable hashes)."""
+    return atomic_write_text(dest, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def atomic_copy(src: Path | str, dest: Path | str, chunk_size: int = 16 << 20) -> Path:
+    """Copy ``src`` to ``dest`` atomically (never a half-copied ``dest``)."""
+    dest = Path(dest)
+    with open(src, "rb") as fin, atomic_open(dest) as fout:
+        shutil.copyfileobj(fin, fout, chunk_size)
+    return dest
