@@ -26,7 +26,9 @@ class Settings(BaseModel):
 
     storage_root: Path = Field(default=Path("storage"), description="WMTP_STORAGE_ROOT")
     mirror: Path | None = Field(default=None, description="WMTP_MIRROR; None reads the Hub")
-    tokenizer_sha256: str = Field(default=LLAMA2_TOKENIZER_SHA256, description="WMTP_TOKENIZER_SHA256")
+    tokenizer_sha256: str = Field(
+        default=LLAMA2_TOKENIZER_SHA256, description="WMTP_TOKENIZER_SHA256"
+    )
     max_tokens: int = Field(default=2048, gt=0, description="WMTP_MAX_TOKENS")
     device: Device = Field(default="auto", description="WMTP_DEVICE")
 

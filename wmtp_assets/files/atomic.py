@@ -85,7 +85,9 @@ def atomic_write_text(dest: Path | str, text: str) -> Path:
 
 def atomic_write_json(dest: Path | str, obj: Any) -> Path:
     """Write ``obj`` as indented, key-sorted JSON (stable bytes for stable hashes)."""
-    return atomic_write_text(dest, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    return atomic_write_text(
+        dest, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    )
 
 
 def atomic_copy(src: Path | str, dest: Path | str, chunk_size: int = 16 << 20) -> Path:

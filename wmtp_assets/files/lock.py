@@ -19,7 +19,9 @@ class ArtifactLockedError(RuntimeError):
 
 
 @contextlib.contextmanager
-def artifact_lock(folder: Path | str, timeout_s: float = 0.0, poll_s: float = 0.2) -> Iterator[Path]:
+def artifact_lock(
+    folder: Path | str, timeout_s: float = 0.0, poll_s: float = 0.2
+) -> Iterator[Path]:
     """Hold an exclusive lock on ``folder`` for the block; wait up to ``timeout_s`` for it."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
