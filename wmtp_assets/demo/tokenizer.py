@@ -26,12 +26,16 @@ _SNIPPETS = (
     "Write a function to find the shared elements from the given two lists.",
     "Return true if the string is a palindrome, and false otherwise.",
     "The first line contains t, the number of test cases. Each test case has two integers.",
-    "def solve(n, a):\n    best = 0\n    for x in a:\n        best = max(best, x)\n    return best\n",
-    "import sys\ninput = sys.stdin.readline\nn = int(input())\nprint(sum(map(int, input().split())))\n",
-    "for _ in range(int(input())):\n    s = input().strip()\n    print('YES' if s == s[::-1] else 'NO')\n",
+    "def solve(n, a):\n    best = 0\n    for x in a:\n"
+    "        best = max(best, x)\n    return best\n",
+    "import sys\ninput = sys.stdin.readline\nn = int(input())\n"
+    "print(sum(map(int, input().split())))\n",
+    "for _ in range(int(input())):\n    s = input().strip()\n"
+    "    print('YES' if s == s[::-1] else 'NO')\n",
     "assert similar_elements((3, 4, 5, 6), (5, 7, 4, 10)) == (4, 5)\n",
     'def has_close_elements(numbers: list[float], threshold: float) -> bool:\n    """Check."""\n',
-    "while l < r:\n    m = (l + r) // 2\n    if ok(m):\n        r = m\n    else:\n        l = m + 1\n",
+    "while l < r:\n    m = (l + r) // 2\n    if ok(m):\n"
+    "        r = m\n    else:\n        l = m + 1\n",
 )
 
 

@@ -1,0 +1,122 @@
+"""CodeContests row -> one record per Python solution, correct and incorrect, in one list.
+
+Field mapping (all of it lives here):
+
+* ``instruction`` = ``description``.
+* ``input`` = the first ``MAX_PUBLIC_TESTS`` public tests in the ``INPUT_LAYOUT`` below, or ``""``.
+* ``output`` = the solution text, for each solution whose language is 1 (Python 2) or 3 (Python 3)
+  in ``solutions`` (``is_correct: true``) and ``incorrect_solutions`` (``false``); other languages
+  are counted as drop reason ``language``.
+* ``task_id`` = ``{problem_key}_correct_{i}`` / ``{problem_key}_incorrect_{i}``, ``i`` the
+  solution's 0-based index in the upstream list (so ids are stable when other records are dropped).
+* ``metadata`` = source, difficulty, has_tests, language, name, problem_key, cf_rating.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from wmtp_assets.data.convert_base import Candidate, ConvertedProblem, disambiguate, text
+from wmtp_assets.data.records import CodeContestsMetadata, CodeContestsRecord
+from wmtp_assets.data.upstream_schema import CODECONTESTS_SCHEMA
+
+PYTHON_LANGUAGES = {1: "python2", 3: "python3"}
+MAX_PUBLIC_TESTS = 2
+INPUT_LAYOUT = (
+    "Up to the first 2 public tests, each as 'Input:\\n<test input>Output:\\n<expected output>', "
+    "where a newline is appended to the test input and to the expected output when it does not "
+    "already end with one; tests are separated by one empty line ('\\n'). '' when the problem has "
+    "no public tests. Example: 'Input:\\n3\\n1 2 3\\nOutput:\\n6\\n\\nInput:\\n1\\n5\\nOutput:\\n5\\n'."
+)
+
+columns = {
+    name: CODECONTESTS_SCHEMA.field(name).type
+    for name in (
+        "name",
+        "description",
+        "public_tests",
+        "source",
+        "difficulty",
+        "solutions",
+        "incorrect_solutions",
+        "cf_rating",
+    )
+}
+key_column = "name"
+key_rule = (
+    "problem_key = upstream `name`; names repeat across sources, so in row order (shards in "
+    "file-name order, then rows) the first problem keeps its name and each later one with the "
+    "same name gets '#k' appended, k the smallest integer >= 2 not yet used as a key (e.g. "
+    "'brcktsrm', 'brcktsrm#2'). task_id = '{problem_key}_correct_{i}' or "
+    "'{problem_key}_incorrect_{i}', i the solution's 0-based index in upstream `solutions` / "
+    "`incorrect_solutions`. Reading the trailing '_<i>' and then the '_correct'/'_incorrect' "
+    "suffix recovers (problem_key, label, i), so task ids are unique within the split."
+)
+
+
+def problem_keys(values: Sequence[str | None]) -> list[str]:
+    return disambiguate(text(v) for v in values)
+
+
+def _line(value: str) -> str:
+    return value if value.endswith("\n") else value + "\n"
+
+
+def render_input(public_tests: Mapping[str, Any] | None) -> str:
+    """The ``input`` field: the first public tests in ``INPUT_LAYOUT``."""
+    tests = public_tests or {}
+    inputs, outputs = tests.get("input") or [], tests.get("output") or []
+    if len(inputs) != len(outputs):
+        raise ValueError(
+            f"public_tests has {len(inputs)} inputs but {len(outputs)} outputs; they must pair up"
+        )
+    return "\n".join(
+        f"Input:\n{_line(text(i))}Output:\n{_line(text(o))}"
+        for i, o in zip(inputs[:MAX_PUBLIC_TESTS], outputs[:MAX_PUBLIC_TESTS], strict=True)
+    )
+
+
+def convert(row: Mapping[str, Any], key: str) -> ConvertedProblem:
+    instruction = text(row["description"])
+    problem_input = render_input(row["public_tests"])
+    difficulty = row["difficulty"] or 0
+    shared = {
+        "has_tests": bool(problem_input),
+        "source": row["source"] or 0,
+        "difficulty": difficulty,
+        "name": text(row["name"]),
+        "problem_key": key,
+        "cf_rating": row["cf_rating"] or 0,
+    }
+    metadata = {
+        lang: CodeContestsMetadata(language=language, **shared)  # type: ignore[arg-type]
+        for lang, language in PYTHON_LANGUAGES.items()
+    }
+    candidates: list[Candidate] = []
+    language_drops = 0
+    for column, label, is_correct in (
+        ("solutions", "correct", True),
+        ("incorrect_solutions", "incorrect", False),
+    ):
+        solutions = row[column] or {}
+        languages, texts = solutions.get("language") or [], solutions.get("solution") or []
+        if len(languages) != len(texts):
+            raise ValueError(
+                f"{column} has {len(languages)} languages but {len(texts)} solutions; "
+                "they must be parallel lists"
+            )
+        for i, (language, solution) in enumerate(zip(languages, texts, strict=True)):
+            if language not in metadata:
+                language_drops += 1
+                continue
+            record = CodeContestsRecord(
+                instruction=instruction,
+                input=problem_input,
+                output=text(solution),
+                task_id=f"{key}_{label}_{i}",
+                metadata=metadata[language],
+                is_correct=is_correct,
+            )
+            candidates.append(Candidate(record, is_correct))
+    return ConvertedProblem(key, difficulty, instruction, problem_input, candidates, language_drops)

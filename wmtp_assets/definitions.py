@@ -1,0 +1,21 @@
+"""Entry point for ``dagster`` and ``dagster-webserver``: ``wmtp_assets.definitions:defs``."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from wmtp_assets.defs.model_assets import MODEL_ASSETS
+from wmtp_assets.defs.resources import WmtpResource
+from wmtp_assets.settings import Settings
+
+
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    """All assets, checks, jobs and schedules, with resources from ``settings`` (env default)."""
+    resolved = settings or Settings.from_env()
+    return dg.Definitions(
+        assets=[*MODEL_ASSETS],
+        resources={"wmtp": WmtpResource.from_settings(resolved)},
+    )
+
+
+defs = build_definitions()

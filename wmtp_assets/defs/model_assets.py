@@ -1,0 +1,121 @@
+"""Assets of group ``models``: raw downloads, the shared tokenizer and the micro models."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from wmtp_assets.defs.metadata import file_entries, files_table
+from wmtp_assets.defs.raw_fetch import fetch_raw
+from wmtp_assets.defs.resources import WmtpResource
+from wmtp_assets.files.lock import artifact_lock
+from wmtp_assets.models.micro import (
+    MICRO_CODE_VERSION,
+    MicroBuild,
+    build_micro_mtp,
+    build_micro_ref,
+)
+from wmtp_assets.models.tokenizer_files import write_tokenizer_folder
+from wmtp_assets.models.upstream import META_MTP
+
+GROUP = "models"
+
+META_RAW = dg.AssetKey(["models", "meta_llama_mtp", "raw"])
+TOKENIZER = dg.AssetKey(["models", "meta_llama_mtp", "tokenizer"])
+MICRO_MTP = dg.AssetKey(["models", "micro_mtp"])
+MICRO_REF = dg.AssetKey(["models", "micro_ref"])
+
+
+@dg.asset(
+    key=META_RAW,
+    group_name=GROUP,
+    kinds={"huggingface"},
+    pool="download",
+    description="Meta 7B_1T_4 checkpoint, params.json and tokenizer.model, exact upstream bytes.",
+)
+def meta_llama_mtp_raw(
+    context: dg.AssetExecutionContext, wmtp: WmtpResource
+) -> dg.MaterializeResult:
+    dirs = wmtp.layout.model("meta_llama_mtp")
+    return fetch_raw(
+        context, wmtp, META_MTP.repo_id, "model", META_MTP.revision, META_MTP.patterns, dirs.raw
+    )
+
+
+@dg.asset(
+    key=TOKENIZER,
+    deps=[META_RAW],
+    group_name=GROUP,
+    kinds={"sentencepiece"},
+    code_version="tokenizer-v1",
+    description="The shared Llama-2 SentencePiece tokenizer folder; SHA256 must equal "
+    "WMTP_TOKENIZER_SHA256.",
+)
+def meta_llama_mtp_tokenizer(wmtp: WmtpResource) -> dg.MaterializeResult:
+    dirs = wmtp.layout.model("meta_llama_mtp")
+    with artifact_lock(dirs.tokenizer):
+        info = write_tokenizer_folder(
+            dirs.raw / "tokenizer.model", dirs.tokenizer, wmtp.settings.tokenizer_sha256
+        )
+    return dg.MaterializeResult(
+        metadata={
+            **file_entries("tokenizer", dirs.tokenizer / "tokenizer.model", info.sha256),
+            "vocab_size": dg.MetadataValue.int(info.vocab_size),
+            "tokenizer_dir": dg.MetadataValue.path(str(dirs.tokenizer)),
+        },
+        data_version=dg.DataVersion(info.sha256[:16]),
+    )
+
+
+def _micro_result(build: MicroBuild, weights_path: str) -> dg.MaterializeResult:
+    meta = build.metadata
+    return dg.MaterializeResult(
+        metadata={
+            "weights_path": dg.MetadataValue.path(weights_path),
+            "weights_sha256": dg.MetadataValue.text(build.weights_sha256),
+            "n_params": dg.MetadataValue.int(build.n_params),
+            "tensor_bytes": dg.MetadataValue.int(build.tensor_bytes),
+            "dtype": dg.MetadataValue.text(meta.dtype),
+            "vocab_size": dg.MetadataValue.int(meta.tokenizer.vocab_size),
+            "tokenizer_sha256": dg.MetadataValue.text(meta.tokenizer.sha256),
+            "files": files_table(meta.files, meta.size_bytes),
+        },
+        data_version=dg.DataVersion(build.weights_sha256[:16]),
+    )
+
+
+@dg.asset(
+    key=MICRO_MTP,
+    deps=[TOKENIZER],
+    group_name=GROUP,
+    kinds={"pytorch", "safetensors"},
+    code_version=MICRO_CODE_VERSION,
+    description="Micro MTP model: 4 layers, dim 512, 8 heads, 4 future tokens, float16, seeded.",
+)
+def micro_mtp(wmtp: WmtpResource) -> dg.MaterializeResult:
+    layout = wmtp.layout
+    tokenizer = layout.model("meta_llama_mtp").tokenizer / "tokenizer.model"
+    dirs = layout.model("micro_mtp")
+    return _micro_result(
+        build_micro_mtp(dirs, tokenizer, wmtp.settings.tokenizer_sha256), str(dirs.weights)
+    )
+
+
+@dg.asset(
+    key=MICRO_REF,
+    deps=[TOKENIZER],
+    group_name=GROUP,
+    kinds={"pytorch", "safetensors"},
+    code_version=MICRO_CODE_VERSION,
+    description="Micro reference Llama in Hugging Face format; safetensors/ loads with "
+    "AutoModelForCausalLM.from_pretrained.",
+)
+def micro_ref(wmtp: WmtpResource) -> dg.MaterializeResult:
+    layout = wmtp.layout
+    tokenizer = layout.model("meta_llama_mtp").tokenizer / "tokenizer.model"
+    dirs = layout.model("micro_ref")
+    return _micro_result(
+        build_micro_ref(dirs, tokenizer, wmtp.settings.tokenizer_sha256), str(dirs.weights)
+    )
+
+
+MODEL_ASSETS = [meta_llama_mtp_raw, meta_llama_mtp_tokenizer, micro_mtp, micro_ref]

@@ -1,0 +1,64 @@
+"""The shared body of every ``raw`` asset: fetch through the source layer, report provenance."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import dagster as dg
+
+from wmtp_assets.defs.resources import WmtpResource
+from wmtp_assets.files.lock import artifact_lock
+from wmtp_assets.sources import Provenance
+from wmtp_assets.sources.base import RepoType
+
+FETCH_LOCK_TIMEOUT_S = 3600.0
+
+
+def provenance_version(provenance: Provenance, paths: Sequence[str] | None = None) -> str:
+    """A data version that changes exactly when the fetched bytes change."""
+    wanted = set(paths) if paths is not None else None
+    digest = hashlib.sha256()
+    for record in sorted(provenance.files, key=lambda r: r.path):
+        if wanted is None or record.path in wanted:
+            digest.update(f"{record.path}\0{record.sha256}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def fetch_raw(
+    context: dg.AssetExecutionContext,
+    wmtp: WmtpResource,
+    repo_id: str,
+    repo_type: RepoType,
+    revision: str,
+    patterns: Sequence[str],
+    dest: Path,
+) -> dg.MaterializeResult:
+    """Fetch ``patterns`` of ``repo_id`` into ``dest`` (a ``raw/`` folder) and describe it."""
+    source = wmtp.source()
+    with artifact_lock(dest.parent, timeout_s=FETCH_LOCK_TIMEOUT_S):
+        result = source.fetch(
+            repo_id, repo_type, revision, patterns, dest, progress=context.log.info
+        )
+    provenance = result.provenance
+    fetched = sorted(result.files)
+    by_path = {r.path: r for r in provenance.files}
+    rows = ["| file | size (bytes) | SHA256 | reused |", "|---|---:|---|---|"]
+    rows += [
+        f"| `{p}` | {by_path[p].size:,} | `{by_path[p].sha256}` | {p in result.reused} |"
+        for p in fetched
+    ]
+    return dg.MaterializeResult(
+        metadata={
+            "raw_dir": dg.MetadataValue.path(str(dest)),
+            "source": dg.MetadataValue.text(f"{provenance.kind}: {provenance.location}"),
+            "repo": dg.MetadataValue.text(f"{repo_type}s/{repo_id}"),
+            "requested_revision": dg.MetadataValue.text(provenance.requested_revision),
+            "resolved_commit": dg.MetadataValue.text(provenance.resolved_commit or "unknown"),
+            "files": dg.MetadataValue.md("\n".join(rows)),
+            "total_bytes": dg.MetadataValue.int(sum(by_path[p].size for p in fetched)),
+            "reused_files": dg.MetadataValue.int(len(result.reused)),
+        },
+        data_version=dg.DataVersion(provenance_version(provenance, fetched)),
+    )

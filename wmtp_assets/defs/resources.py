@@ -1,0 +1,49 @@
+"""The one Dagster resource: the public environment contract as launchpad-editable config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from wmtp_assets.files.layout import Layout
+from wmtp_assets.settings import Settings
+from wmtp_assets.sources import Source, source_from_settings
+
+
+class WmtpResource(dg.ConfigurableResource):
+    """``WMTP_*`` settings; defaults are read from the environment when definitions load."""
+
+    storage_root: str = Field(description="WMTP_STORAGE_ROOT: root of the storage layout")
+    mirror: str | None = Field(default=None, description="WMTP_MIRROR: read upstream files here")
+    tokenizer_sha256: str = Field(description="WMTP_TOKENIZER_SHA256 every tokenizer must have")
+    max_tokens: int = Field(description="WMTP_MAX_TOKENS for dataset records")
+    device: str = Field(description="WMTP_DEVICE: auto, cuda, mps or cpu")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WmtpResource:
+        return cls(
+            storage_root=str(settings.storage_root),
+            mirror=str(settings.mirror) if settings.mirror else None,
+            tokenizer_sha256=settings.tokenizer_sha256,
+            max_tokens=settings.max_tokens,
+            device=settings.device,
+        )
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(
+            storage_root=Path(self.storage_root),
+            mirror=Path(self.mirror) if self.mirror else None,
+            tokenizer_sha256=self.tokenizer_sha256,
+            max_tokens=self.max_tokens,
+            device=self.device,  # type: ignore[arg-type]
+        )
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(Path(self.storage_root))
+
+    def source(self) -> Source:
+        return source_from_settings(self.settings)

@@ -1,0 +1,157 @@
+"""The micro models every laptop run and test uses: generated, seeded, in float16.
+
+``micro-mtp`` has the MTP Transformer's layout at 4 layers, dim 512, 8 heads, 4 future tokens
+(``layers.0`` + ``extra_heads.0..2``), FFN 1536; ``micro-ref`` is a Llama of the same size in
+Hugging Face format. Both take the vocabulary of the shared tokenizer. The plan's "< 50 MB"
+cannot hold with a 32000 vocabulary (REFERENCE §8): the exact size the config implies is
+recorded and checked instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from pydantic import BaseModel
+from safetensors.torch import save_file
+
+from wmtp_assets.files.atomic import atomic_write_json, tmp_path_for
+from wmtp_assets.files.hashing import sha256_file
+from wmtp_assets.files.layout import ModelDirs
+from wmtp_assets.files.lock import artifact_lock
+from wmtp_assets.models.artifact import (
+    ModelMetadata,
+    SourceInfo,
+    TokenizerInfo,
+    publish_weights,
+    write_metadata,
+)
+from wmtp_assets.models.hf_llama import hf_llama_shapes, llama_config
+from wmtp_assets.models.meta_mtp import ModelArgs, expected_state_dict_shapes
+from wmtp_assets.models.seeded_init import seeded_state_dict
+from wmtp_assets.models.tokenizer_files import write_tokenizer_folder
+
+MICRO_SEED = 1234
+MICRO_CODE_VERSION = "micro-v1"
+FLOAT16_BYTES = 2
+
+
+class MicroBuild(BaseModel):
+    """What was written, for asset metadata."""
+
+    metadata: ModelMetadata
+    n_params: int
+    tensor_bytes: int
+    weights_sha256: str
+
+
+def micro_mtp_args(vocab_size: int) -> ModelArgs:
+    """4 layers, dim 512, 8 heads, 4 future tokens; FFN 1536 from the rounding rule."""
+    return ModelArgs(
+        dim=512,
+        n_layers=4,
+        n_heads=8,
+        n_kv_heads=8,
+        vocab_size=vocab_size,
+        multiple_of=256,
+        n_future_tokens=4,
+        max_seq_len=2048,
+    )
+
+
+def micro_ref_config(vocab_size: int) -> dict[str, object]:
+    """The Llama twin of the micro MTP model: 4 layers, dim 512, 8 heads, FFN 1536."""
+    return llama_config(
+        hidden_size=512,
+        intermediate_size=1536,
+        num_hidden_layers=4,
+        num_attention_heads=8,
+        vocab_size=vocab_size,
+        max_position_embeddings=2048,
+    )
+
+
+def tensor_bytes_for(shapes: Mapping[str, tuple[int, ...]]) -> int:
+    """Exact float16 tensor-data size implied by a set of shapes."""
+    return FLOAT16_BYTES * sum(torch.Size(shape).numel() for shape in shapes.values())
+
+
+def _write_weights(
+    dirs: ModelDirs, shapes: Mapping[str, tuple[int, ...]], metadata: dict[str, str]
+) -> str:
+    tensors = seeded_state_dict(shapes, seed=MICRO_SEED, dtype=torch.float16)
+    tmp = tmp_path_for(dirs.weights)
+    dirs.safetensors.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(tmp), metadata=metadata)
+    sha256 = sha256_file(tmp)
+    publish_weights(tmp, dirs, sha256)
+    return sha256
+
+
+def _finish(
+    dirs: ModelDirs,
+    model_name: str,
+    implementation: str,
+    architecture: str,
+    shapes: Mapping[str, tuple[int, ...]],
+    weights_sha256: str,
+    tokenizer: TokenizerInfo,
+) -> MicroBuild:
+    n_params = sum(torch.Size(s).numel() for s in shapes.values())
+    metadata = write_metadata(
+        dirs,
+        {"safetensors/model.safetensors": weights_sha256},
+        model_name=model_name,
+        implementation=implementation,
+        n_params=n_params,
+        dtype="float16",
+        source=SourceInfo(architecture=architecture, kind="generated"),
+        tokenizer=tokenizer,
+        tokenizer_shared_with="meta-llama-mtp",
+        target_device="mps",
+        code_version=MICRO_CODE_VERSION,
+        safetensors={"seed": MICRO_SEED, "expected_tensor_bytes": tensor_bytes_for(shapes)},
+    )
+    return MicroBuild(
+        metadata=metadata,
+        n_params=n_params,
+        tensor_bytes=tensor_bytes_for(shapes),
+        weights_sha256=weights_sha256,
+    )
+
+
+def build_micro_mtp(dirs: ModelDirs, tokenizer_model: Path, tokenizer_sha256: str) -> MicroBuild:
+    """Write ``micro-mtp``: weights, SHA256SUMS, configs/config.json, tokenizer/, metadata.json."""
+    with artifact_lock(dirs.root, timeout_s=600):
+        tokenizer = write_tokenizer_folder(tokenizer_model, dirs.tokenizer, tokenizer_sha256)
+        args = micro_mtp_args(tokenizer.vocab_size)
+        shapes = expected_state_dict_shapes(args)
+        sha256 = _write_weights(dirs, shapes, {"format": "pt", "implementation": "pure_pytorch"})
+        atomic_write_json(
+            dirs.configs / "config.json", {**args.to_hf_config(), "torch_dtype": "float16"}
+        )
+        return _finish(
+            dirs,
+            "micro-mtp",
+            "pure_pytorch",
+            "Meta LLaMA MTP (pure PyTorch), micro",
+            shapes,
+            sha256,
+            tokenizer,
+        )
+
+
+def build_micro_ref(dirs: ModelDirs, tokenizer_model: Path, tokenizer_sha256: str) -> MicroBuild:
+    """Write ``micro-ref``; ``safetensors/`` alone is a folder ``from_pretrained`` loads."""
+    with artifact_lock(dirs.root, timeout_s=600):
+        tokenizer = write_tokenizer_folder(tokenizer_model, dirs.tokenizer, tokenizer_sha256)
+        config = micro_ref_config(tokenizer.vocab_size)
+        shapes = hf_llama_shapes(config)
+        sha256 = _write_weights(dirs, shapes, {"format": "pt"})
+        atomic_write_json(dirs.configs / "config.json", config)
+        atomic_write_json(dirs.safetensors / "config.json", config)
+        write_tokenizer_folder(tokenizer_model, dirs.safetensors, tokenizer_sha256)
+        return _finish(
+            dirs, "micro-ref", "hf_llama", "LlamaForCausalLM, micro", shapes, sha256, tokenizer
+        )
