@@ -8,12 +8,16 @@ from wmtp_assets.defs.model_assets import MODEL_ASSETS
 from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.settings import Settings
 
+ALL_ASSETS: list[dg.AssetsDefinition] = [*MODEL_ASSETS]
+ALL_CHECKS: list[dg.AssetChecksDefinition] = []
+
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """All assets, checks, jobs and schedules, with resources from ``settings`` (env default)."""
     resolved = settings or Settings.from_env()
     return dg.Definitions(
-        assets=[*MODEL_ASSETS],
+        assets=ALL_ASSETS,
+        asset_checks=ALL_CHECKS,
         resources={"wmtp": WmtpResource.from_settings(resolved)},
     )
 

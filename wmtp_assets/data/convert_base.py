@@ -17,12 +17,12 @@ import pyarrow as pa
 from wmtp_assets.data.records import AlpacaRecord
 
 
-class DuplicateKeyError(ValueError):
-    """Two upstream rows of a split have the same task id where ids must be unique."""
+class BadKeyError(ValueError):
+    """An upstream row whose key column cannot give a unique key (``row``: 0-based in the split)."""
 
-    def __init__(self, key: str, first: int, second: int) -> None:
-        super().__init__(f"task id {key!r} appears at rows {first} and {second} of the split")
-        self.key, self.first, self.second = key, first, second
+    def __init__(self, row: int, message: str) -> None:
+        super().__init__(message)
+        self.row = row
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,14 +88,16 @@ def disambiguate(names: Iterable[str]) -> list[str]:
     return keys
 
 
-def require_unique(keys: list[str]) -> list[str]:
-    """Return ``keys`` unchanged, or raise ``DuplicateKeyError`` naming the first repeat."""
+def require_unique(keys: Sequence[str | None]) -> list[str]:
+    """``keys`` unchanged, or ``BadKeyError`` at the first null, empty or repeated one."""
     first_row: dict[str, int] = {}
     for row, key in enumerate(keys):
+        if not key:
+            raise BadKeyError(row, f"task id is {key!r}")
         if key in first_row:
-            raise DuplicateKeyError(key, first_row[key], row)
+            raise BadKeyError(row, f"task id {key!r} repeats the one of split row {first_row[key]}")
         first_row[key] = row
-    return keys
+    return list(first_row)
 
 
 def text(value: str | None) -> str:

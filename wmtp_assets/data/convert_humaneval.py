@@ -20,10 +20,7 @@ key_rule = "task_id = problem_key = upstream `task_id` (unique upstream; a repea
 
 
 def problem_keys(values: Sequence[str | None]) -> list[str]:
-    keys = [text(v) for v in values]
-    if not all(keys):
-        raise ValueError("task_id is null or empty in some row")
-    return require_unique(keys)
+    return require_unique(values)
 
 
 def convert(row: Mapping[str, Any], key: str) -> ConvertedProblem:

@@ -126,6 +126,8 @@ class HubSource(Source):
                 )
             except Exception as exc:
                 raise self._translate(exc, f"{repo}, file '{path}'") from exc
+            if progress:
+                progress(f"{path}: downloaded, verifying its hash")
             return file_digests(Path(local), git_blob=listing[path].git_blob_id is not None)
 
         return fetch_into_raw(

@@ -1,0 +1,29 @@
+"""The demo's local mirror: every upstream repo the graph reads, as small files in the exact
+upstream formats, under ``<storage root>/demo_mirror`` (a ``WMTP_MIRROR`` layout)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from wmtp_assets.demo.model_mirror import build_meta_repo, build_sheared_repo
+from wmtp_assets.demo.tokenizer import train_demo_tokenizer
+from wmtp_assets.files.hashing import sha256_file
+
+
+class DemoMirror(BaseModel):
+    """Where the mirror is and the SHA256 of its tokenizer (the demo's WMTP_TOKENIZER_SHA256)."""
+
+    root: Path
+    tokenizer_sha256: str
+
+
+def build_demo_mirror(root: Path) -> DemoMirror:
+    """Write (or rewrite, deterministically) the whole demo mirror under ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_demo_tokenizer(root / ".demo_tokenizer.model")
+    sha256 = sha256_file(tokenizer)
+    build_meta_repo(root, tokenizer)
+    build_sheared_repo(root, tokenizer, sha256)
+    return DemoMirror(root=root, tokenizer_sha256=sha256)
