@@ -270,6 +270,7 @@ out["raw"] = [sorted(raw.reused), raw.provenance.model_dump(mode="json")]
 cached = source.fetch("%(repo)s", "model", "main", %(patterns)r, tmp / "fresh" / "raw")
 out["cache"] = {p: f.read_bytes().hex() for p, f in cached.files.items()}
 out["cache_commit"] = cached.provenance.resolved_commit
+out["cache_location"] = cached.provenance.location
 try:
     source.fetch("%(repo)s", "model", "main", ["README.md"], tmp / "other" / "raw")
 except SourceUnreachableError as exc:
@@ -310,5 +311,6 @@ def test_offline_mode_serves_raw_or_cache_only(hub: HubStandin, tmp_path: Path) 
     assert out["raw"] == [sorted(online.files), online.provenance.model_dump(mode="json")]
     assert out["cache"] == {p: MTP_FILES[p].hex() for p in online.files}
     assert out["cache_commit"] == repo.branches["main"]
+    assert out["cache_location"] == hub.url
     assert "HF_HUB_OFFLINE" in out["error"] and MTP in out["error"]
     assert not (tmp_path / "other" / "raw").exists()
