@@ -29,6 +29,17 @@ from wmtp_assets.files.lock import artifact_lock
 
 DropReason = Literal["language", "invalid_text", "empty", "too_long"]
 DROP_REASONS: tuple[DropReason, ...] = get_args(DropReason)
+DROP_RULES: dict[DropReason, str] = {
+    "language": "a solution whose upstream language is not Python 2 (1) or Python 3 (3)",
+    "invalid_text": (
+        "a NUL character or invalid UTF-8 in the instruction, input, problem name or output "
+        "(or anywhere in the record): such text breaks C-string tokenizers and JSON consumers"
+    ),
+    "empty": "the output is empty or whitespace only",
+    "too_long": "tokens(instruction) + tokens(input) + tokens(output) > max_tokens",
+}
+"""Why a candidate record is dropped; each is counted under the first reason that applies, in
+this order."""
 HISTOGRAM_BINS = 16
 
 

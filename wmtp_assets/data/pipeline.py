@@ -1,0 +1,421 @@
+"""One partition's upstream parquet shards -> ``processed/<split>.jsonl``, the problem index and
+the split's stats, streamed, in parallel, deterministic.
+
+Flow, per *unit* (a run of consecutive row groups of one shard, at least ``MIN_UNIT_ROWS``
+problems): read ``batch_rows`` problems at a time, only the converter's columns (CodeContests'
+test columns are most of its 7.5 GB and are never read) -> ``to_rows`` -> converter ->
+``judge`` (drop reasons, token counts) -> JSONL part + ``StatsAccumulator`` + ``IndexBuilder``.
+Memory is one batch (plus what pyarrow holds of the row group being decoded), never the split;
+the only per-split state is 8 bytes per kept record of index line numbers and lengths.
+
+Units run on a ``ProcessPoolExecutor`` (``spawn``: safe under Dagster's threads) when there is
+more than one, each tokenizing with ``workers // processes`` threads; one unit (valid/test, MBPP,
+HumanEval) runs in-process with ``workers`` tokenizer threads. The parent then appends the parts
+in unit order, so the JSONL and the index do not depend on the worker count or on timing.
+
+Problem keys are made up front from the key column alone (a cheap read), because CodeContests
+names repeat across shards and the ``#k`` disambiguation must follow split row order.
+
+Filter, per candidate, first reason wins: ``language`` (converter) -> ``invalid_text`` (a NUL
+character or invalid UTF-8 in the instruction, input, problem name or output, or anywhere else in
+the record; counted and dropped, never fatal) -> ``empty`` (blank output) -> ``too_long``
+(``tokens(instruction) + tokens(input) + tokens(output) > max_tokens``, SentencePiece, no BOS/EOS;
+instruction and input tokenized once per problem). Malformed data that cannot be mapped at all (a
+missing column, a changed type, unpaired solution lists, an unusable task id) raises an error
+naming the file (and row).
+
+Publication (see ``Staging``): nothing is renamed until the JSONL, the index and the stats are all
+complete on disk. Then the old ``<split>_metadata.json`` and ``stats/<split>_stats.json`` are
+deleted, and ``<split>.jsonl``, ``<split>_metadata.json``, ``stats/<split>_stats.json`` are renamed
+into place in that order. Both later files carry the JSONL's SHA256: a split is complete exactly
+when its stats file exists and its ``jsonl_sha256`` matches. A crash before publication leaves only
+temporaries (swept at the next run of the split); the old version stays complete. An empty split
+(files with no rows, or every record dropped) is not an error: it publishes an empty JSONL, an
+index without problems and stats of zeros.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict
+from pydantic_core import PydanticSerializationError
+
+from wmtp_assets.data.arrow_rows import has_invalid_text, to_rows
+from wmtp_assets.data.convert_base import BadKeyError, ConvertedProblem, Converter
+from wmtp_assets.data.converters import CONVERTERS
+from wmtp_assets.data.jsonl_writer import BUFFER, JsonlWriter, concatenate
+from wmtp_assets.data.partitions import Partition
+from wmtp_assets.data.problem_index import IndexBuilder, IndexHeader
+from wmtp_assets.data.schema import write_schema
+from wmtp_assets.data.staging import Staging
+from wmtp_assets.data.stats import (
+    DropReason,
+    SplitStats,
+    StatsAccumulator,
+    split_stats_path,
+    write_summary,
+)
+from wmtp_assets.data.token_count import TokenCounter
+from wmtp_assets.data.upstream_schema import check_columns
+from wmtp_assets.files.atomic import TMP_MARK
+from wmtp_assets.files.hashing import sha256_file
+from wmtp_assets.files.layout import DatasetDirs
+from wmtp_assets.files.lock import artifact_lock
+
+DEFAULT_BATCH_ROWS = 16
+MIN_UNIT_ROWS = 64
+
+Verdict = int | DropReason
+"""A kept record's total token count, or why the candidate was dropped."""
+
+
+class DataError(ValueError):
+    """Upstream data that cannot be converted; the message names the file and row."""
+
+
+class TokenizerMismatchError(ValueError):
+    """The tokenizer given is not the one the settings require."""
+
+
+class ProcessReport(BaseModel):
+    """What ``process_split`` published."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    partition: str
+    jsonl: Path
+    problem_index: Path
+    stats_file: Path
+    schema_file: Path
+    summary_file: Path
+    jsonl_sha256: str
+    stats: SplitStats
+    units: int
+    processes: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Unit:
+    dataset: str
+    file: str
+    row_groups: tuple[int, ...]
+    first_row: int
+    keys: tuple[str, ...]
+    part: str
+    tokenizer: str
+    tokenizer_sha256: str
+    threads: int
+    max_tokens: int
+    batch_rows: int
+
+
+@dataclass
+class _UnitResult:
+    lines: int
+    sha256: str
+    stats: StatsAccumulator
+    index: IndexBuilder
+
+
+def process_split(
+    partition: Partition | str,
+    raw_files: Sequence[Path],
+    dirs: DatasetDirs,
+    tokenizer_path: Path,
+    *,
+    max_tokens: int = 2048,
+    expected_tokenizer_sha256: str | None = None,
+    workers: int | None = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    today: date | None = None,
+    lock_timeout_s: float = 0.0,
+) -> ProcessReport:
+    """Convert, filter and publish one partition (module docstring: the full contract).
+
+    ``raw_files``: the split's upstream parquet shards (any order; processed in file-name order).
+    ``workers``: CPU cores to use (default: all this process may run on). Also rewrites
+    ``processed/schema.json`` and ``stats/<today>_summary.json``. Raises ``UpstreamSchemaError``,
+    ``DataError``, ``TokenizerMismatchError``, ``ArtifactLockedError`` (the split is being
+    processed by another run and ``lock_timeout_s`` passed) or ``ValueError`` (no input files).
+    """
+    started = time.monotonic()
+    part = partition if isinstance(partition, Partition) else Partition.parse(partition)
+    converter = CONVERTERS[part.dataset]
+    files = sorted((Path(f) for f in raw_files), key=lambda p: p.name)
+    if not files:
+        raise ValueError(f"{part}: no upstream parquet files given (pattern {_pattern(part)})")
+    for file in files:
+        check_columns(file, converter.columns)
+    tokenizer_sha256 = sha256_file(tokenizer_path)
+    if expected_tokenizer_sha256 and tokenizer_sha256 != expected_tokenizer_sha256:
+        raise TokenizerMismatchError(
+            f"{tokenizer_path} has SHA256 {tokenizer_sha256}, expected {expected_tokenizer_sha256}"
+        )
+    workers = workers or len(os.sched_getaffinity(0))
+    split = part.split
+    jsonl, index_path = dirs.jsonl(split), dirs.problem_index(split)
+    stats_path = split_stats_path(dirs, split)
+
+    with artifact_lock(dirs.root / ".locks" / split, timeout_s=lock_timeout_s), Staging() as staging:
+        for path in (jsonl, index_path, stats_path):
+            _sweep_temporaries(path)
+        jsonl_tmp = staging.stage(jsonl)
+        plan = _plan_units(files, converter)
+        processes = max(1, min(workers, len(plan)))
+        units = [
+            _Unit(
+                dataset=part.dataset,
+                file=str(file),
+                row_groups=row_groups,
+                first_row=first_row,
+                keys=keys,
+                part=str(jsonl_tmp if len(plan) == 1 else staging.scratch(jsonl)),
+                tokenizer=str(tokenizer_path),
+                tokenizer_sha256=tokenizer_sha256,
+                threads=max(1, workers // processes),
+                max_tokens=max_tokens,
+                batch_rows=batch_rows,
+            )
+            for file, row_groups, first_row, keys in plan
+        ]
+        results = _run_units(units, processes)
+
+        stats, index, line_offset = StatsAccumulator(max_tokens), IndexBuilder(), 0
+        for result in results:
+            stats.merge(result.stats)
+            index.extend(result.index, line_offset)
+            line_offset += result.lines
+        if len(units) == 1:
+            jsonl_sha256 = results[0].sha256
+        else:
+            with open(jsonl_tmp, "wb", buffering=BUFFER) as out:
+                jsonl_sha256 = concatenate((Path(u.part) for u in units), out)
+
+        header = IndexHeader(
+            dataset=part.dataset,
+            split=split,
+            jsonl=jsonl.name,
+            jsonl_sha256=jsonl_sha256,
+            records=line_offset,
+        )
+        with open(staging.stage(index_path), "xb", buffering=BUFFER) as fh:
+            index.write(fh, header)
+        split_stats = stats.finish(
+            dataset=part.dataset,
+            split=split,
+            tokenizer_sha256=tokenizer_sha256,
+            jsonl_sha256=jsonl_sha256,
+            input_files=[f.name for f in files],
+        )
+        staging.stage(stats_path).write_text(split_stats.model_dump_json(indent=2) + "\n")
+        staging.publish(retract=(index_path, stats_path))
+
+    schema_file = write_schema(dirs, part.dataset, tokenizer_sha256, max_tokens)
+    summary_file = write_summary(dirs, part.dataset, today)
+    return ProcessReport(
+        partition=part.key,
+        jsonl=jsonl,
+        problem_index=index_path,
+        stats_file=stats_path,
+        schema_file=schema_file,
+        summary_file=summary_file,
+        jsonl_sha256=jsonl_sha256,
+        stats=split_stats,
+        units=len(units),
+        processes=processes,
+        seconds=round(time.monotonic() - started, 3),
+    )
+
+
+def judge(
+    problems: Sequence[ConvertedProblem],
+    counter: TokenCounter,
+    max_tokens: int,
+    decoded_leniently: bool = False,
+) -> list[list[Verdict]]:
+    """Per problem, per candidate: its total tokens if kept, else the first drop reason.
+
+    Two batched tokenizer calls: every instruction and input, then the outputs still undecided.
+    ``decoded_leniently``: the batch held invalid UTF-8 (see ``arrow_rows``), so check for it.
+    """
+    shared_bad = [
+        any(has_invalid_text(t, decoded_leniently) for t in (p.instruction, p.input, p.key))
+        for p in problems
+    ]
+    good = [i for i, bad in enumerate(shared_bad) if not bad]
+    texts = [t for i in good for t in (problems[i].instruction, problems[i].input)]
+    counts = iter(counter.count_within(texts, [max_tokens] * len(texts)))
+    shared: dict[int, int | None] = {}
+    for i in good:
+        instruction, problem_input = next(counts), next(counts)
+        shared[i] = None if instruction is None or problem_input is None else instruction + problem_input
+
+    verdicts: list[list[Verdict]] = []
+    pending: list[tuple[int, int, int]] = []  # problem, candidate, tokens of instruction + input
+    for i, problem in enumerate(problems):
+        row: list[Verdict] = []
+        for j, candidate in enumerate(problem.candidates):
+            output = candidate.record.output
+            used = shared.get(i)
+            if (
+                shared_bad[i]
+                or has_invalid_text(output, decoded_leniently)
+                or (decoded_leniently and not _serializable(candidate.record))
+            ):
+                row.append("invalid_text")
+            elif not output.strip():
+                row.append("empty")
+            else:
+                row.append("too_long")  # unless the output's count below fits
+                if used is not None and used <= max_tokens:
+                    pending.append((i, j, used))
+        verdicts.append(row)
+    outputs = [problems[i].candidates[j].record.output for i, j, _ in pending]
+    budgets = [max_tokens - used for _, _, used in pending]
+    for (i, j, used), n in zip(pending, counter.count_within(outputs, budgets), strict=True):
+        if n is not None and used + n <= max_tokens:
+            verdicts[i][j] = used + n
+    return verdicts
+
+
+def _serializable(record: BaseModel) -> bool:
+    try:
+        record.model_dump_json()
+    except PydanticSerializationError:
+        return False
+    return True
+
+
+def _pattern(part: Partition) -> str:
+    return part.spec.file_pattern(part.split)
+
+
+def _sweep_temporaries(dest: Path) -> None:
+    """Delete temporaries an interrupted run of this split left beside ``dest`` (only this
+    split's: other splits of the dataset may be running and writing their own)."""
+    if dest.parent.is_dir():
+        for stale in dest.parent.glob(f".{dest.name}{TMP_MARK}*"):
+            stale.unlink(missing_ok=True)
+
+
+def _plan_units(
+    files: Sequence[Path], converter: Converter
+) -> list[tuple[Path, tuple[int, ...], int, tuple[str, ...]]]:
+    """``(file, row groups, first row in file, problem keys)`` per unit, in split row order."""
+    origins: list[tuple[Path, int]] = []
+    values: list[object] = []
+    for file in files:
+        rows, _ = to_rows(pq.ParquetFile(file).read(columns=[converter.key_column]))
+        origins += [(file, r) for r in range(len(rows))]
+        values += [row[converter.key_column] for row in rows]
+    try:
+        keys = converter.problem_keys(values)
+    except BadKeyError as exc:
+        file, row = origins[exc.row]
+        raise DataError(f"{file}: row {row}: column {converter.key_column!r}: {exc}") from exc
+
+    plan: list[tuple[Path, tuple[int, ...], int, tuple[str, ...]]] = []
+    split_row = 0
+    for file in files:
+        metadata = pq.ParquetFile(file).metadata
+        groups: list[int] = []
+        first = rows_in_unit = file_row = 0
+        for group in range(metadata.num_row_groups):
+            groups.append(group)
+            rows_in_unit += metadata.row_group(group).num_rows
+            if rows_in_unit >= MIN_UNIT_ROWS or group == metadata.num_row_groups - 1:
+                plan.append((file, tuple(groups), first, tuple(keys[split_row : split_row + rows_in_unit])))
+                split_row += rows_in_unit
+                file_row += rows_in_unit
+                groups, first, rows_in_unit = [], file_row, 0
+    return plan
+
+
+def _run_units(units: list[_Unit], processes: int) -> list[_UnitResult]:
+    """Results in unit order; the first failure cancels what has not started and is raised."""
+    if processes == 1:
+        return [_run_unit(unit) for unit in units]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(processes, mp_context=context) as pool:
+        futures = [pool.submit(_run_unit, unit) for unit in units]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        failed = [f for f in futures if f.done() and not f.cancelled() and f.exception()]
+        if failed:
+            for future in futures:
+                future.cancel()
+            failed[0].result()
+        return [f.result() for f in futures]
+
+
+@lru_cache(maxsize=4)
+def _counter(tokenizer: str, sha256: str, threads: int) -> TokenCounter:
+    """One loaded tokenizer per process (keyed by content too: the file may be replaced)."""
+    return TokenCounter(tokenizer, num_threads=threads)
+
+
+def _run_unit(unit: _Unit) -> _UnitResult:
+    converter = CONVERTERS[unit.dataset]
+    counter = _counter(unit.tokenizer, unit.tokenizer_sha256, unit.threads)
+    stats, index = StatsAccumulator(unit.max_tokens), IndexBuilder()
+    batches = pq.ParquetFile(unit.file).iter_batches(
+        batch_size=unit.batch_rows, row_groups=list(unit.row_groups), columns=list(converter.columns)
+    )
+    done = 0
+    with open(unit.part, "xb", buffering=BUFFER) as fh:
+        writer = JsonlWriter(fh)
+        for batch in batches:
+            rows, lenient = to_rows(batch)
+            problems = [
+                _convert(converter, row, unit.keys[done + n], unit, done + n)
+                for n, row in enumerate(rows)
+            ]
+            done += len(rows)
+            for problem, verdicts in zip(
+                problems, judge(problems, counter, unit.max_tokens, lenient), strict=True
+            ):
+                _emit(problem, verdicts, writer, stats, index)
+    if done != len(unit.keys):
+        raise DataError(f"{unit.file}: read {done} rows, expected {len(unit.keys)}")
+    return _UnitResult(writer.lines, writer.sha256, stats, index)
+
+
+def _convert(
+    converter: Converter, row: dict[str, object], key: str, unit: _Unit, done: int
+) -> ConvertedProblem:
+    try:
+        return converter.convert(row, key)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise DataError(
+            f"{unit.file}: row {unit.first_row + done} (problem {key!r}): {exc}"
+        ) from exc
+
+
+def _emit(
+    problem: ConvertedProblem,
+    verdicts: Sequence[Verdict],
+    writer: JsonlWriter,
+    stats: StatsAccumulator,
+    index: IndexBuilder,
+) -> None:
+    stats.add_drop("language", problem.language_drops)
+    kept = 0
+    for candidate, verdict in zip(problem.candidates, verdicts, strict=True):
+        if isinstance(verdict, str):
+            stats.add_drop(verdict)
+            continue
+        line = writer.write(candidate.record)
+        index.add(problem.key, problem.difficulty, candidate.is_correct, line, verdict)
+        stats.add_record(verdict, candidate.is_correct)
+        kept += 1
+    stats.add_problem(problem.difficulty, kept)

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from wmtp_assets.files.hashing import (
+    ChecksumFileError,
+    read_sha256sums,
+    sha256_file,
+    write_sha256sums,
+)
+
+
+def test_sha256_file_matches_hashlib_over_chunk_boundaries(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 1000
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    assert sha256_file(path, chunk_size=1000) == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.skipif(shutil.which("sha256sum") is None, reason="coreutils not installed")
+def test_sha256sums_is_readable_by_coreutils(tmp_path: Path) -> None:
+    (tmp_path / "model.safetensors").write_bytes(b"weights")
+    write_sha256sums(
+        tmp_path / "SHA256SUMS", {"model.safetensors": sha256_file(tmp_path / "model.safetensors")}
+    )
+    done = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=tmp_path, capture_output=True)
+    assert done.returncode == 0, done.stdout
+    assert read_sha256sums(tmp_path / "SHA256SUMS") == {
+        "model.safetensors": hashlib.sha256(b"weights").hexdigest()
+    }
+
+
+def test_malformed_line_names_the_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "SHA256SUMS"
+    path.write_text("deadbeef  model.safetensors\n")
+    with pytest.raises(ChecksumFileError, match=r"SHA256SUMS: line 1"):
+        read_sha256sums(path)
