@@ -26,8 +26,9 @@ MAX_PUBLIC_TESTS = 2
 INPUT_LAYOUT = (
     "Up to the first 2 public tests, each as 'Input:\\n<test input>Output:\\n<expected output>', "
     "where a newline is appended to the test input and to the expected output when it does not "
-    "already end with one; tests are separated by one empty line ('\\n'). '' when the problem has "
-    "no public tests. Example: 'Input:\\n3\\n1 2 3\\nOutput:\\n6\\n\\nInput:\\n1\\n5\\nOutput:\\n5\\n'."
+    "already end with one; tests are separated by one empty line ('\\n'). '' when the problem "
+    "has no public tests. Example: "
+    "'Input:\\n3\\n1 2 3\\nOutput:\\n6\\n\\nInput:\\n1\\n5\\nOutput:\\n5\\n'."
 )
 
 columns = {

@@ -89,7 +89,7 @@ class Partition:
 
     @classmethod
     def parse(cls, key: str) -> Partition:
-        """Parse ``"codecontests.train"``; any other shape or name raises ``UnknownPartitionError``."""
+        """Parse ``"codecontests.train"``; other shapes or names raise ``UnknownPartitionError``."""
         dataset, dot, split = key.partition(".")
         if not dot:
             raise UnknownPartitionError(f"partition key {key!r} is not '<dataset>.<split>'")

@@ -167,7 +167,10 @@ def process_split(
     jsonl, index_path = dirs.jsonl(split), dirs.problem_index(split)
     stats_path = split_stats_path(dirs, split)
 
-    with artifact_lock(dirs.root / ".locks" / split, timeout_s=lock_timeout_s), Staging() as staging:
+    with (
+        artifact_lock(dirs.root / ".locks" / split, timeout_s=lock_timeout_s),
+        Staging() as staging,
+    ):
         for path in (jsonl, index_path, stats_path):
             _sweep_temporaries(path)
         jsonl_tmp = staging.stage(jsonl)
@@ -259,7 +262,9 @@ def judge(
     shared: dict[int, int | None] = {}
     for i in good:
         instruction, problem_input = next(counts), next(counts)
-        shared[i] = None if instruction is None or problem_input is None else instruction + problem_input
+        shared[i] = (
+            None if instruction is None or problem_input is None else instruction + problem_input
+        )
 
     verdicts: list[list[Verdict]] = []
     pending: list[tuple[int, int, int]] = []  # problem, candidate, tokens of instruction + input
@@ -335,7 +340,9 @@ def _plan_units(
             groups.append(group)
             rows_in_unit += metadata.row_group(group).num_rows
             if rows_in_unit >= MIN_UNIT_ROWS or group == metadata.num_row_groups - 1:
-                plan.append((file, tuple(groups), first, tuple(keys[split_row : split_row + rows_in_unit])))
+                plan.append(
+                    (file, tuple(groups), first, tuple(keys[split_row : split_row + rows_in_unit]))
+                )
                 split_row += rows_in_unit
                 file_row += rows_in_unit
                 groups, first, rows_in_unit = [], file_row, 0
@@ -369,7 +376,9 @@ def _run_unit(unit: _Unit) -> _UnitResult:
     counter = _counter(unit.tokenizer, unit.tokenizer_sha256, unit.threads)
     stats, index = StatsAccumulator(unit.max_tokens), IndexBuilder()
     batches = pq.ParquetFile(unit.file).iter_batches(
-        batch_size=unit.batch_rows, row_groups=list(unit.row_groups), columns=list(converter.columns)
+        batch_size=unit.batch_rows,
+        row_groups=list(unit.row_groups),
+        columns=list(converter.columns),
     )
     done = 0
     with open(unit.part, "xb", buffering=BUFFER) as fh:

@@ -89,7 +89,9 @@ class IndexBuilder:
 
     entries: list[_Entry] = field(default_factory=list)
 
-    def add(self, key: str, difficulty: int | None, is_correct: bool, line: int, tokens: int) -> None:
+    def add(
+        self, key: str, difficulty: int | None, is_correct: bool, line: int, tokens: int
+    ) -> None:
         """Register a written record; records of one problem must be added consecutively."""
         if not self.entries or self.entries[-1].key != key:
             self.entries.append(_Entry(key, difficulty))
@@ -99,7 +101,7 @@ class IndexBuilder:
         entry.lengths[label].append(tokens)
 
     def extend(self, other: IndexBuilder, line_offset: int) -> None:
-        """Append ``other``, whose line numbers count from 0, as if it started at ``line_offset``."""
+        """Append ``other``, whose lines count from 0, as if it started at ``line_offset``."""
         self.entries.extend(e.shifted(line_offset) for e in other.entries)
 
     def write(self, fh: BinaryIO, header: IndexHeader) -> None:

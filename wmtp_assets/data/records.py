@@ -46,7 +46,9 @@ class CodeContestsRecord(AlpacaRecord):
     """One Python solution, correct or incorrect, of one CodeContests problem."""
 
     metadata: CodeContestsMetadata
-    is_correct: bool = Field(description="from upstream `solutions` (true) or `incorrect_solutions`")
+    is_correct: bool = Field(
+        description="from upstream `solutions` (true) or `incorrect_solutions`"
+    )
 
 
 class MbppMetadata(RecordMetadata):

@@ -26,10 +26,10 @@ SCHEMA_VERSION = "v2.0.0"
 PUBLICATION = (
     "All three files of a split are written completely to temporary files first; then the old "
     "<split>_metadata.json and stats/<split>_stats.json are deleted and <split>.jsonl, "
-    "<split>_metadata.json, stats/<split>_stats.json are renamed into place, in that order. A split "
-    "is complete exactly when its stats file exists and its jsonl_sha256 (also in the index "
-    "header) is the SHA256 of <split>.jsonl. An empty split publishes an empty JSONL, an index "
-    "without problems and zero counts."
+    "<split>_metadata.json, stats/<split>_stats.json are renamed into place, in that order. "
+    "A split is complete exactly when its stats file exists and its jsonl_sha256 (also in the "
+    "index header) is the SHA256 of <split>.jsonl. An empty split publishes an empty JSONL, an "
+    "index without problems and zero counts."
 )
 
 

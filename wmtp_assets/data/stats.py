@@ -223,7 +223,9 @@ class StatsAccumulator:
         self.correct += other.correct
         self.incorrect += other.incorrect
         self.dropped.update(other.dropped)
-        self.length_counts = [a + b for a, b in zip(self.length_counts, other.length_counts)]
+        self.length_counts = [
+            a + b for a, b in zip(self.length_counts, other.length_counts, strict=True)
+        ]
         for difficulty, (problems, records) in other.difficulty.items():
             per = self.difficulty.setdefault(difficulty, [0, 0])
             per[0] += problems

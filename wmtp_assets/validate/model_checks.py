@@ -1,0 +1,288 @@
+"""Pure checks over a stored model artifact (no Dagster): each returns a ``CheckOutcome``.
+
+They read only what is stored, so the same functions serve the asset checks that run after a
+materialization, the scheduled revalidation and ``wmtp-assets verify``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import yaml
+from safetensors import safe_open
+
+from wmtp_assets.files.hashing import read_sha256sums, sha256_file
+from wmtp_assets.files.layout import ModelDirs
+from wmtp_assets.models.hf_llama import hf_llama_shapes
+from wmtp_assets.models.meta_mtp import ModelArgs, Transformer, expected_state_dict_shapes
+from wmtp_assets.models.safetensors_writer import read_safetensors_header
+from wmtp_assets.models.tokenizer_files import load_sentencepiece
+from wmtp_assets.validate.outcome import CheckOutcome
+
+ModelFormat = Literal["meta", "meta_hf_config", "hf_llama"]
+
+
+def _metadata(dirs: ModelDirs) -> dict[str, Any]:
+    return json.loads(dirs.metadata.read_text(encoding="utf-8"))
+
+
+def sha256_matches(dirs: ModelDirs) -> CheckOutcome:
+    """The weights hash to what ``SHA256SUMS`` and ``metadata.json`` say; so does every file."""
+    sums = read_sha256sums(dirs.sha256sums)
+    recorded = _metadata(dirs)["files"]
+    actual = sha256_file(dirs.weights)
+    expected = sums.get(dirs.weights.name)
+    if actual != expected:
+        return CheckOutcome.fail(
+            f"{dirs.weights}: SHA256 {actual} != SHA256SUMS {expected}",
+            file=str(dirs.weights),
+            expected=expected,
+            found=actual,
+        )
+    for rel, sha in sorted(recorded.items()):
+        found = actual if rel == "safetensors/model.safetensors" else sha256_file(dirs.root / rel)
+        if found != sha:
+            return CheckOutcome.fail(
+                f"{dirs.root / rel}: SHA256 {found} != metadata.json {sha}",
+                file=str(dirs.root / rel),
+                expected=sha,
+                found=found,
+            )
+    return CheckOutcome.ok(
+        f"weights and {len(recorded)} files match SHA256SUMS and metadata.json", sha256=actual
+    )
+
+
+def dtype_is_float16(dirs: ModelDirs) -> CheckOutcome:
+    """Every tensor is F16 according to the header alone, and metadata.json says so."""
+    header, _ = read_safetensors_header(dirs.weights)
+    others = {
+        n: e["dtype"] for n, e in header.items() if n != "__metadata__" and e["dtype"] != "F16"
+    }
+    declared = _metadata(dirs).get("dtype")
+    if others:
+        first = sorted(others)[0]
+        return CheckOutcome.fail(
+            f"{dirs.weights}: {len(others)} tensors are not F16, first {first} is {others[first]}",
+            file=str(dirs.weights),
+            first_tensor=first,
+            found=others[first],
+            expected="F16",
+        )
+    if declared != "float16":
+        return CheckOutcome.fail(
+            f"{dirs.metadata}: dtype says {declared!r}, the header stores F16",
+            expected="float16",
+            found=declared,
+        )
+    return CheckOutcome.ok(f"{len(header) - ('__metadata__' in header)} tensors, all F16")
+
+
+def values_are_finite(dirs: ModelDirs) -> CheckOutcome:
+    """No NaN or Inf in any tensor (the safetensors library stores them silently)."""
+    count = 0
+    with safe_open(dirs.weights, framework="pt") as fh:
+        for name in fh.keys():  # noqa: SIM118 - safe_open is not a Mapping
+            tensor = fh.get_tensor(name)
+            count += 1
+            bad = int((~torch.isfinite(tensor)).sum()) if tensor.is_floating_point() else 0
+            if bad:
+                return CheckOutcome.fail(
+                    f"{dirs.weights}: tensor {name} has {bad} non-finite values",
+                    file=str(dirs.weights),
+                    first_tensor=name,
+                    non_finite=bad,
+                )
+    return CheckOutcome.ok(f"{count} tensors, all values finite")
+
+
+def expected_shapes(dirs: ModelDirs, fmt: ModelFormat) -> dict[str, tuple[int, ...]]:
+    """The keys and shapes the stored config implies."""
+    if fmt == "meta":
+        return expected_state_dict_shapes(ModelArgs.from_params_json(dirs.configs / "params.json"))
+    config_path = dirs.configs / "config.json"
+    if fmt == "meta_hf_config":
+        return expected_state_dict_shapes(ModelArgs.from_hf_config(config_path))
+    return hf_llama_shapes(json.loads(config_path.read_text()), source=str(config_path))
+
+
+def keys_and_shapes_match_config(dirs: ModelDirs, fmt: ModelFormat) -> CheckOutcome:
+    """The header's tensors are exactly those the config implies, with the same shapes."""
+    header, _ = read_safetensors_header(dirs.weights)
+    found = {n: tuple(e["shape"]) for n, e in header.items() if n != "__metadata__"}
+    expected = expected_shapes(dirs, fmt)
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    mis_shaped = sorted(n for n in set(found) & set(expected) if found[n] != expected[n])
+    if missing or unexpected or mis_shaped:
+        return CheckOutcome.fail(
+            f"{dirs.weights}: {len(missing)} missing, {len(unexpected)} unexpected, "
+            f"{len(mis_shaped)} mis-shaped tensors",
+            file=str(dirs.weights),
+            missing=missing[:20],
+            unexpected=unexpected[:20],
+            mis_shaped={n: f"expected {expected[n]}, found {found[n]}" for n in mis_shaped[:20]},
+        )
+    return CheckOutcome.ok(f"{len(found)} tensors match the config")
+
+
+def _disagreements(sources: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    fields = set().union(*(s.keys() for s in sources.values()))
+    out: dict[str, dict[str, Any]] = {}
+    for field in sorted(fields):
+        values = {name: s[field] for name, s in sources.items() if field in s}
+        if len({json.dumps(v) for v in values.values()}) > 1:
+            out[field] = values
+    return out
+
+
+def configs_agree(dirs: ModelDirs, fmt: ModelFormat) -> CheckOutcome:
+    """Config files and metadata.json describe the same model (dims, dtype, parameter count)."""
+    metadata = _metadata(dirs)
+    n_params = sum(torch.Size(s).numel() for s in expected_shapes(dirs, fmt).values())
+    sources: dict[str, dict[str, Any]] = {
+        "metadata.json": {"n_params": metadata["n_params"], "dtype": metadata["dtype"]},
+        "config (derived)": {"n_params": n_params},
+    }
+    if fmt == "meta":
+        params = json.loads((dirs.configs / "params.json").read_text())
+        adapter = yaml.safe_load((dirs.configs / "meta_adapter.yaml").read_text())
+        args = ModelArgs.from_params_json(dirs.configs / "params.json")
+        sources["params.json"] = {
+            "dim": params["dim"],
+            "n_layers": params["n_layers"],
+            "n_future_tokens": params.get("n_future_tokens", 1),
+            "rope_theta": params.get("rope_theta", 10000.0),
+            "intermediate_size": args.ffn_hidden_dim,
+        }
+        sources["meta_adapter.yaml"] = {
+            "dim": adapter["dim"],
+            "n_layers": adapter["num_layers"],
+            "n_future_tokens": adapter["n_future_tokens"],
+            "rope_theta": adapter["rope_theta"],
+            "intermediate_size": adapter["intermediate_size"],
+            "dtype": adapter["dtype"],
+        }
+    else:
+        for path in (dirs.configs / "config.json", dirs.safetensors / "config.json"):
+            if path.exists():
+                config = json.loads(path.read_text())
+                name = path.relative_to(dirs.root).as_posix()
+                sources[name] = {**config, "dtype": config.get("torch_dtype")}
+    disagreements = _disagreements(sources)
+    if disagreements:
+        field = next(iter(disagreements))
+        return CheckOutcome.fail(
+            f"{dirs.root}: {len(disagreements)} fields disagree, first {field}: "
+            f"{disagreements[field]}",
+            disagreements=disagreements,
+        )
+    return CheckOutcome.ok(f"{len(sources)} descriptions agree", n_params=n_params)
+
+
+def tokenizer_sha256_shared(
+    folders: Sequence[Path], expected_sha256: str, vocab_sizes: Mapping[str, int]
+) -> CheckOutcome:
+    """Every ``tokenizer.model`` equals WMTP_TOKENIZER_SHA256; every model's vocab equals it."""
+    hashes = {str(f): sha256_file(f / "tokenizer.model") for f in folders}
+    wrong = {f: h for f, h in hashes.items() if h != expected_sha256}
+    if wrong:
+        first = sorted(wrong)[0]
+        return CheckOutcome.fail(
+            f"{first}/tokenizer.model: SHA256 {wrong[first]} != WMTP_TOKENIZER_SHA256 "
+            f"{expected_sha256}",
+            expected=expected_sha256,
+            found=wrong,
+        )
+    vocab = load_sentencepiece(Path(folders[0]) / "tokenizer.model").vocab_size()
+    off = {name: v for name, v in vocab_sizes.items() if v != vocab}
+    if off:
+        return CheckOutcome.fail(
+            f"model vocab sizes {off} differ from the tokenizer's {vocab}",
+            expected=vocab,
+            found=off,
+        )
+    return CheckOutcome.ok(
+        f"{len(folders)} tokenizer files share SHA256 {expected_sha256[:12]}…, vocab {vocab}",
+        vocab_size=vocab,
+    )
+
+
+def resolve_device(requested: str) -> torch.device:
+    """WMTP_DEVICE: ``auto`` picks cuda, then mps, then cpu; an unavailable device fails."""
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("WMTP_DEVICE=cuda but torch sees no CUDA device")
+    if requested == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError("WMTP_DEVICE=mps but torch sees no MPS device")
+    return torch.device(requested)
+
+
+def forward_pass(dirs: ModelDirs, fmt: ModelFormat, device: str, seq_len: int = 8) -> CheckOutcome:
+    """Load the stored weights on ``device`` and check the logits' shape and finiteness."""
+    target = resolve_device(device)
+    dtype = torch.float16 if target.type != "cpu" else torch.float32
+    if fmt == "hf_llama":
+        import transformers  # a dev/GPU-node dependency; imported only for this check
+
+        model = transformers.AutoModelForCausalLM.from_pretrained(dirs.safetensors, dtype=dtype).to(
+            target
+        )
+        vocab = model.config.vocab_size
+        tokens = torch.arange(1, seq_len + 1, device=target).unsqueeze(0) % vocab
+        logits = model(tokens).logits
+        expected: tuple[int, ...] = (1, seq_len, vocab)
+    else:
+        args = (
+            ModelArgs.from_params_json(dirs.configs / "params.json")
+            if fmt == "meta"
+            else ModelArgs.from_hf_config(dirs.configs / "config.json")
+        )
+        with torch.device("meta"):
+            model = Transformer(args)
+        model = model.to_empty(device=target).to(dtype)
+        with safe_open(dirs.weights, framework="pt", device=str(target)) as fh:
+            state = {name: fh.get_tensor(name).to(dtype) for name in fh.keys()}  # noqa: SIM118
+        model.load_meta_state_dict(state, source=str(dirs.weights))
+        del state
+        tokens = torch.arange(1, seq_len + 1, device=target).unsqueeze(0) % args.vocab_size
+        with torch.no_grad():
+            logits = model(tokens)
+        expected = (1, seq_len, args.n_future_tokens, args.vocab_size)
+    if tuple(logits.shape) != expected:
+        return CheckOutcome.fail(
+            f"logits shape {tuple(logits.shape)} != {expected}",
+            expected=str(expected),
+            found=str(tuple(logits.shape)),
+        )
+    if not torch.isfinite(logits).all():
+        return CheckOutcome.fail("logits contain NaN or Inf", device=str(target))
+    return CheckOutcome.ok(
+        f"logits {tuple(logits.shape)} finite on {target}", device=str(target), dtype=str(dtype)
+    )
+
+
+def size_matches_config(dirs: ModelDirs, fmt: ModelFormat) -> CheckOutcome:
+    """The tensor data is exactly 2 bytes per parameter the config implies (float16)."""
+    _, data_start = read_safetensors_header(dirs.weights)
+    data = dirs.weights.stat().st_size - data_start
+    n_params = sum(torch.Size(s).numel() for s in expected_shapes(dirs, fmt).values())
+    if data != 2 * n_params:
+        return CheckOutcome.fail(
+            f"{dirs.weights}: {data} bytes of tensor data, config implies {2 * n_params}",
+            expected=2 * n_params,
+            found=data,
+        )
+    return CheckOutcome.ok(
+        f"{data:,} bytes of tensor data = 2 x {n_params:,} parameters",
+        file_bytes=dirs.weights.stat().st_size,
+    )
