@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dagster as dg
 
-from wmtp_assets.defs.model_assets import MODEL_ASSETS
+from wmtp_assets.defs.model_assets import MODEL_ASSETS, MODEL_CHECKS
 from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.settings import Settings
 
 ALL_ASSETS: list[dg.AssetsDefinition] = [*MODEL_ASSETS]
-ALL_CHECKS: list[dg.AssetChecksDefinition] = []
+ALL_CHECKS: list[dg.AssetChecksDefinition] = [*MODEL_CHECKS]
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from wmtp_assets.defs.metadata import file_entries, files_table
+from wmtp_assets.defs.model_checks import model_checks
 from wmtp_assets.defs.raw_fetch import fetch_raw
 from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.files.lock import artifact_lock
@@ -119,3 +120,7 @@ def micro_ref(wmtp: WmtpResource) -> dg.MaterializeResult:
 
 
 MODEL_ASSETS = [meta_llama_mtp_raw, meta_llama_mtp_tokenizer, micro_mtp, micro_ref]
+MODEL_CHECKS = [
+    *model_checks(MICRO_MTP, "micro_mtp", "meta_hf_config", with_size=True),
+    *model_checks(MICRO_REF, "micro_ref", "hf_llama", with_size=True),
+]

@@ -1,0 +1,75 @@
+"""Asset checks of the model artifacts; thin wrappers over ``wmtp_assets.validate``.
+
+Blocking (downstream work would be wrong): ``sha256_matches``, ``dtype_is_float16``,
+``keys_and_shapes_match_config``, ``tokenizer_sha256_shared``. The others report.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import dagster as dg
+
+from wmtp_assets.defs.check_results import to_check_result
+from wmtp_assets.defs.resources import WmtpResource
+from wmtp_assets.files.layout import ModelDirs
+from wmtp_assets.validate import model_checks as mc
+from wmtp_assets.validate.outcome import CheckOutcome, guarded
+
+BLOCKING = {
+    "sha256_matches",
+    "dtype_is_float16",
+    "keys_and_shapes_match_config",
+    "tokenizer_sha256_shared",
+}
+
+
+def _vocab(dirs: ModelDirs, fmt: mc.ModelFormat) -> int:
+    if fmt == "meta":
+        return json.loads((dirs.configs / "params.json").read_text())["vocab_size"]
+    return json.loads((dirs.configs / "config.json").read_text())["vocab_size"]
+
+
+def _tokenizer_shared(wmtp: WmtpResource, model: str, fmt: mc.ModelFormat) -> CheckOutcome:
+    layout = wmtp.layout
+    dirs = layout.model(model)
+    folders = [layout.model("meta_llama_mtp").tokenizer, dirs.tokenizer]
+    return mc.tokenizer_sha256_shared(
+        folders, wmtp.settings.tokenizer_sha256, {model: _vocab(dirs, fmt)}
+    )
+
+
+def model_checks(
+    key: dg.AssetKey, model: str, fmt: mc.ModelFormat, with_size: bool = False
+) -> list[dg.AssetChecksDefinition]:
+    """The standard set of checks for one model asset."""
+    bodies: dict[str, Callable[[WmtpResource], CheckOutcome]] = {
+        "sha256_matches": lambda w: mc.sha256_matches(w.layout.model(model)),
+        "dtype_is_float16": lambda w: mc.dtype_is_float16(w.layout.model(model)),
+        "values_are_finite": lambda w: mc.values_are_finite(w.layout.model(model)),
+        "keys_and_shapes_match_config": lambda w: mc.keys_and_shapes_match_config(
+            w.layout.model(model), fmt
+        ),
+        "configs_agree": lambda w: mc.configs_agree(w.layout.model(model), fmt),
+        "tokenizer_sha256_shared": lambda w: _tokenizer_shared(w, model, fmt),
+        "forward_pass": lambda w: mc.forward_pass(w.layout.model(model), fmt, w.device),
+    }
+    if with_size:
+        bodies["size_matches_config"] = lambda w: mc.size_matches_config(w.layout.model(model), fmt)
+    return [_make_check(key, name, body) for name, body in bodies.items()]
+
+
+def _make_check(
+    key: dg.AssetKey, name: str, body: Callable[[WmtpResource], CheckOutcome]
+) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=key,
+        name=name,
+        blocking=name in BLOCKING,
+        description=(getattr(mc, name).__doc__ or "").strip(),
+    )
+    def _check(wmtp: WmtpResource) -> dg.AssetCheckResult:
+        return to_check_result(guarded(lambda: body(wmtp)))
+
+    return _check
