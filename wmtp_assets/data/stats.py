@@ -166,11 +166,14 @@ def summarize_lengths(counts: Mapping[int, int]) -> TokenLengths:
 
 
 def histogram(counts: Mapping[int, int], max_tokens: int) -> list[HistogramBin]:
-    """``HISTOGRAM_BINS`` equal-width bins over ``0..max_tokens`` (the last one ends at it)."""
+    """Up to ``HISTOGRAM_BINS`` equal-width bins over ``0..max_tokens``; the last bin also holds
+    ``max_tokens`` itself (e.g. 0-127, ..., 1920-2048)."""
     width = -(-max_tokens // HISTOGRAM_BINS)
-    n_bins = -(-(max_tokens + 1) // width)
+    n_bins = -(-max_tokens // width)
     bins = [
-        HistogramBin(lo=i * width, hi=min((i + 1) * width - 1, max_tokens), count=0)
+        HistogramBin(
+            lo=i * width, hi=max_tokens if i == n_bins - 1 else (i + 1) * width - 1, count=0
+        )
         for i in range(n_bins)
     ]
     for length, n in counts.items():

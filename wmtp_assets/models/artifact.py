@@ -18,8 +18,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from wmtp_assets.files.atomic import atomic_write_json, fsync_dir
-from wmtp_assets.files.hashing import sha256_file, write_sha256sums
+from wmtp_assets.files.hashing import read_sha256sums, sha256_file, write_sha256sums
 from wmtp_assets.files.layout import ModelDirs
+from wmtp_assets.sources import Provenance
 
 METADATA_VERSION = "v2.0.0"
 
@@ -35,6 +36,18 @@ class SourceInfo(BaseModel):
     requested_revision: str | None = None
     resolved_commit: str | None = None
     files: dict[str, str] = Field(default_factory=dict, description="raw path -> SHA256")
+
+    @classmethod
+    def from_provenance(cls, provenance: Provenance, architecture: str) -> SourceInfo:
+        """What ``raw/SOURCE.json`` says, in the shape ``metadata.json`` records it."""
+        return cls(
+            architecture=architecture,
+            repo=f"{provenance.repo_type}s/{provenance.repo_id}",
+            kind=provenance.kind,
+            requested_revision=provenance.requested_revision,
+            resolved_commit=provenance.resolved_commit,
+            files={r.path: r.sha256 for r in provenance.files},
+        )
 
 
 class TokenizerInfo(BaseModel):
@@ -100,4 +113,30 @@ def write_metadata(dirs: ModelDirs, known_sha256: dict[str, str], **fields: Any)
     sizes = {rel: path.stat().st_size for rel, path in files.items()}
     metadata = ModelMetadata(files=hashes, size_bytes=sizes, **fields)
     atomic_write_json(dirs.metadata, metadata.model_dump(mode="json"))
+    return metadata
+
+
+def current_metadata(
+    dirs: ModelDirs, source_files: dict[str, str], code_version: str
+) -> ModelMetadata | None:
+    """The stored metadata when the artifact is complete and was built from exactly these raw
+    files (SHA256) by this code version; None when it must be (re)built.
+
+    Complete means ``metadata.json`` parses, ``SHA256SUMS`` names the hash metadata recorded for
+    the weights, and every recorded file exists with its recorded size. Hashes are not
+    recomputed here (13 GB); the ``sha256_matches`` check does that.
+    """
+    try:
+        metadata = ModelMetadata.model_validate_json(dirs.metadata.read_text(encoding="utf-8"))
+        sums = read_sha256sums(dirs.sha256sums)
+    except (OSError, ValueError):
+        return None
+    if metadata.code_version != code_version or metadata.source.files != source_files:
+        return None
+    if sums.get(dirs.weights.name) != metadata.files.get("safetensors/model.safetensors"):
+        return None
+    for rel, size in metadata.size_bytes.items():
+        path = dirs.root / rel
+        if not path.is_file() or path.stat().st_size != size:
+            return None
     return metadata

@@ -13,6 +13,7 @@ and the range check rules out inf/NaN, so the flushed count is exactly
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -20,6 +21,8 @@ from pathlib import Path
 import torch
 from pydantic import BaseModel, Field
 
+from wmtp_assets.files.layout import ModelDirs
+from wmtp_assets.models.artifact import publish_weights
 from wmtp_assets.models.checkpoint_reader import LazyCheckpoint
 from wmtp_assets.models.safetensors_writer import TensorSpec, WriteResult, stage_safetensors
 
@@ -127,6 +130,17 @@ def _non_finite(name: str, tensor: torch.Tensor, source: Path | str) -> Float16R
     )
 
 
+def require_float_sources(specs: Mapping[str, TensorSpec], source: Path | str) -> None:
+    """Fail before anything is written when a tensor is not float (it cannot become fp16)."""
+    not_float = {
+        name: str(spec.dtype).removeprefix("torch.")
+        for name, spec in specs.items()
+        if spec.dtype not in _FLOAT_SOURCES
+    }
+    if not_float:
+        raise TypeError(f"{source}: tensors that are not float cannot become float16: {not_float}")
+
+
 class Float16Weights(BaseModel):
     """A staged fp16 safetensors file (not yet published) and what writing it took."""
 
@@ -177,3 +191,63 @@ def stage_float16_weights(
     return Float16Weights(
         staged=staged, cast=summary, seconds=seconds, bytes_per_s=staged.size / max(seconds, 1e-9)
     )
+
+
+def publish_float16_weights(weights: Float16Weights, dirs: ModelDirs) -> None:
+    """Publish staged weights (``publish_weights``' order), first removing ``metadata.json``.
+
+    Until the new metadata is written the artifact then reads as incomplete, so a crash between
+    the weights and the configs never leaves old metadata describing new weights. On failure
+    the staged file is removed.
+    """
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            dirs.metadata.unlink()
+        publish_weights(weights.staged.path, dirs, weights.staged.sha256)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            weights.staged.path.unlink()
+        raise
+
+
+class ConversionReport(BaseModel):
+    """What a conversion wrote, for asset metadata and logs."""
+
+    weights: Path
+    n_tensors: int
+    n_params: int
+    sha256: str
+    size: int
+    dtype: str = Field(description="dtype read back from the written header")
+    flushed_to_zero: int
+    flushed_by_tensor: dict[str, int]
+    source_dtypes: dict[str, int]
+    dropped_keys: list[str]
+    seconds: float = Field(description="wall time of the whole conversion")
+    bytes_per_s: float = Field(description="weights bytes written per second of wall time")
+
+    @classmethod
+    def fields_from(
+        cls,
+        weights: Float16Weights,
+        dirs: ModelDirs,
+        dtype: str,
+        dropped: list[str],
+        started: float,
+    ) -> dict[str, object]:
+        """The report's fields for ``weights`` published into ``dirs``; ``started`` is monotonic."""
+        seconds = time.monotonic() - started
+        return {
+            "weights": dirs.weights,
+            "n_tensors": weights.staged.n_tensors,
+            "n_params": weights.cast.n_params,
+            "sha256": weights.staged.sha256,
+            "size": weights.staged.size,
+            "dtype": dtype,
+            "flushed_to_zero": weights.cast.flushed_to_zero,
+            "flushed_by_tensor": weights.cast.flushed_by_tensor,
+            "source_dtypes": weights.cast.source_dtypes,
+            "dropped_keys": dropped,
+            "seconds": seconds,
+            "bytes_per_s": weights.staged.size / max(seconds, 1e-9),
+        }

@@ -303,6 +303,15 @@ def read_safetensors_header(path: Path | str) -> tuple[dict[str, Any], int]:
     return header, data_start
 
 
+def stored_dtype(path: Path | str) -> str:
+    """The one torch dtype name (``"float16"``) all tensors of ``path`` have, from its header."""
+    header, _ = read_safetensors_header(path)
+    names = {entry["dtype"] for key, entry in header.items() if key != "__metadata__"}
+    if len(names) != 1:
+        raise SafetensorsHeaderError(f"{path}: expected one dtype for all tensors, found {names}")
+    return str(torch_dtype(names.pop())).removeprefix("torch.")
+
+
 def _check_entries(path: Path, header: dict[str, Any], buffer_size: int) -> None:
     metadata = header.get("__metadata__", {})
     if not isinstance(metadata, dict) or not all(

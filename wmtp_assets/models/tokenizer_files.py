@@ -41,6 +41,13 @@ def check_tokenizer_sha256(path: Path | str, expected_sha256: str) -> str:
     return actual
 
 
+def tokenizer_info(model_file: Path) -> TokenizerInfo:
+    """SHA256 and vocabulary size of a SentencePiece model file."""
+    return TokenizerInfo(
+        sha256=sha256_file(model_file), vocab_size=load_sentencepiece(model_file).vocab_size()
+    )
+
+
 def write_tokenizer_folder(model_file: Path, dest: Path, expected_sha256: str) -> TokenizerInfo:
     """Copy ``tokenizer.model`` into ``dest`` with the configs transformers needs."""
     sha256 = check_tokenizer_sha256(model_file, expected_sha256)

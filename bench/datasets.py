@@ -1,0 +1,371 @@
+"""Dataset-processing benchmark: the project's pipeline vs a naive one vs pure tokenization.
+
+One run builds a deterministic CodeContests-shaped split (``--problems`` problems x
+``--per-problem`` solutions in Python 2/3, C++ and Java, correct and incorrect; ~1.5 KB code and
+~1.5 KB descriptions; about 1% of solutions far over the token limit) and measures, each in a fresh
+subprocess so its peak RSS is its own:
+
+* ``pipeline``: ``wmtp_assets.data.pipeline.process_split`` with ``--workers`` cores;
+* ``naive``: what the seed plan's script did: the whole split in memory (``pyarrow`` ``to_pylist``
+  of every column), a Python loop over rows, one ``encode`` call per text, the description
+  tokenized again for every solution, ``json.dumps`` per record;
+* ``tokenize``: only ``encode(list, num_threads=--workers)`` over the texts the pipeline has to
+  tokenize (each problem's description and input once, every Python output), already in memory;
+* ``pipeline x10``: the pipeline on ten times the input, to show that peak memory stays flat.
+
+It prints samples/s (kept records per second), ratios, peak RSS (the parent's, and the largest of
+the worker processes'), and extrapolates to the real CodeContests train split (3,691,981 kept
+records) on 2 and 16 cores. The tokenizer is the demo one (vocab 1,024; the real Llama tokenizer is
+not available offline); the extrapolation is also given rescaled by the Llama tokenizer's measured
+per-sample rate (REFERENCE §7: ~2,400 samples/s with one call per 1.5 KB sample on one core).
+
+Usage: ``.venv/bin/python bench/datasets.py [--workers 2] [--problems 1000] [--per-problem 100]
+[--no-scale10] [--work DIR]``; ``--problems 40 --per-problem 20 --no-scale10`` is a smoke run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import pyarrow.compute as pc  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+import sentencepiece as spm  # noqa: E402
+
+from wmtp_assets.data import convert_codecontests  # noqa: E402
+from wmtp_assets.data.pipeline import process_split  # noqa: E402
+from wmtp_assets.demo.dataset_mirror import (  # noqa: E402
+    CPP,
+    JAVA,
+    PYTHON2,
+    PYTHON3,
+    codecontests_row,
+    write_codecontests_parquet,
+)
+from wmtp_assets.demo.tokenizer import train_demo_tokenizer  # noqa: E402
+from wmtp_assets.files.layout import Layout  # noqa: E402
+
+MAX_TOKENS = 2048
+PROBLEMS_PER_SHARD = 100
+REAL_TRAIN_RECORDS = 3_691_981
+LLAMA_SINGLE_CALL_RATE = 2400.0  # samples/s, REFERENCE §7
+LANGUAGES = [(PYTHON3, 0.55), (PYTHON2, 0.2), (CPP, 0.18), (JAVA, 0.07)]
+_WORD_TEXT = (
+    "array integer string query tree graph edge vertex path cost minimum maximum sum number "
+    "print output input test case line contains each given find count pair subsequence order "
+    "operation value index element distinct modulo answer possible first second friends city "
+    "road game player move turn Alice Bob coins bracket sequence segment permutation"
+)
+WORDS = _WORD_TEXT.split()
+
+# --- deterministic synthetic data -----------------------------------------------------------
+
+
+def _identifier(rng: random.Random) -> str:
+    return "_".join(rng.choice(WORDS).lower() for _ in range(rng.randint(1, 2)))
+
+
+def _python_block(rng: random.Random) -> str:
+    a, b, c = _identifier(rng), _identifier(rng), _identifier(rng)
+    n = rng.randint(2, 10**6)
+    return rng.choice(
+        [
+            f"def {a}({b}, {c}):\n    {b} = sorted({b})\n    total = 0\n    for i in range(len({b})):\n"  # noqa: E501
+            f"        if {b}[i] % {n} == {c}:\n            total += {b}[i]\n    return total\n\n",
+            f"{a} = [int(x) for x in input().split()]\n{b} = {{}}\nfor v in {a}:\n"
+            f"    {b}[v] = {b}.get(v, 0) + 1\nprint(max({b}.values()) if {b} else {n})\n",
+            f"while {a} < {b}:\n    mid = ({a} + {b}) // 2\n    if check(mid, {c}):\n"
+            f"        {b} = mid\n    else:\n        {a} = mid + 1\n",
+            f"import sys\ninput = sys.stdin.readline\nMOD = {n}\n"
+            f"dp = [0] * ({n % 1000} + 1)\ndp[0] = 1\nfor i in range(1, len(dp)):\n"
+            f"    dp[i] = (dp[i - 1] * {rng.randint(2, 99)} + i) % MOD\n",
+            f"for _ in range(int(input())):\n    {a}, {b} = map(int, input().split())\n"
+            f"    print('YES' if ({a} ^ {b}) & {n} else 'NO')\n",
+        ]
+    )
+
+
+def _cpp_block(rng: random.Random) -> str:
+    a, b = _identifier(rng), _identifier(rng)
+    return (
+        f"long long {a}(vector<long long>& {b}) {{\n  long long s = 0;\n"
+        f"  for (auto x : {b}) s = (s + x * {rng.randint(2, 999)}) % {rng.randint(10**8, 10**9)};\n"
+        f"  return s;\n}}\n"
+    )
+
+
+def _code(rng: random.Random, block: Any, target: int) -> str:
+    parts: list[str] = []
+    while sum(map(len, parts)) < target:
+        parts.append(block(rng))
+    return "".join(parts)
+
+
+def _description(rng: random.Random, target: int) -> str:
+    words: list[str] = []
+    while sum(len(w) + 1 for w in words) < target:
+        words += [rng.choice(WORDS) for _ in range(rng.randint(6, 14))] + [
+            ".\n" * rng.randint(0, 1)
+        ]
+    return " ".join(words) + "\n\nExample\n\nInput\n\n3\n1 2 3\n\nOutput\n\n6\n"
+
+
+class _Pools:
+    """Pre-generated texts; rows sample from them so generation is fast and deterministic."""
+
+    def __init__(self, seed: int = 0) -> None:
+        rng = random.Random(seed)
+
+        def length() -> int:
+            return int(min(6000, max(200, rng.lognormvariate(math.log(1400), 0.45))))
+
+        self.python = [_code(rng, _python_block, length()) for _ in range(3000)]
+        self.python_long = [_code(rng, _python_block, 20_000) for _ in range(20)]
+        self.cpp = [_code(rng, _cpp_block, length()) for _ in range(600)]
+        self.descriptions = [_description(rng, length()) for _ in range(800)]
+
+
+def _solution(rng: random.Random, pools: _Pools, tag: str) -> tuple[int, str]:
+    (language,) = rng.choices([lang for lang, _ in LANGUAGES], [w for _, w in LANGUAGES])
+    if language in (CPP, JAVA):
+        return language, f"// {tag}\n" + rng.choice(pools.cpp)
+    source = pools.python_long if rng.random() < 0.01 else pools.python
+    return language, f"# {tag}\n" + rng.choice(source)
+
+
+def write_split(folder: Path, problems: int, per_problem: int, seed: int = 0) -> list[Path]:
+    """Write ``problems`` CodeContests problems as shards of ``PROBLEMS_PER_SHARD``."""
+    pools, rng = _Pools(), random.Random(seed)
+    shards = math.ceil(problems / PROBLEMS_PER_SHARD)
+    paths = []
+    for s in range(shards):
+        rows = []
+        for p in range(s * PROBLEMS_PER_SHARD, min(problems, (s + 1) * PROBLEMS_PER_SHARD)):
+            solutions = [_solution(rng, pools, f"{p}/{k}") for k in range(per_problem)]
+            half = per_problem // 2
+            rows.append(
+                codecontests_row(
+                    f"{p}_{rng.choice('ABCDE')}. {rng.choice(WORDS).title()}",
+                    f"Problem {p}. " + rng.choice(pools.descriptions),
+                    public_tests=[(f"{k}\n{k} {p}\n", f"{k + p}\n") for k in range(3)],
+                    solutions=solutions[:half],
+                    incorrect_solutions=solutions[half:],
+                    difficulty=rng.randint(0, 12),
+                )
+            )
+        path = folder / f"train-{s:05d}-of-{shards:05d}.parquet"
+        paths.append(write_codecontests_parquet(path, rows, row_group_size=50))
+    return paths
+
+
+# --- the three measured programs (each run in its own subprocess) ---------------------------
+
+
+def run_pipeline(files: list[Path], tokenizer: Path, workers: int, out: Path) -> dict[str, Any]:
+    report = process_split(
+        "codecontests.train", files, Layout(out).dataset("codecontests"), tokenizer,
+        max_tokens=MAX_TOKENS, workers=workers,
+    )  # fmt: skip
+    return {"records": report.stats.records, "units": report.units}
+
+
+def run_naive(files: list[Path], tokenizer: Path, workers: int, out: Path) -> dict[str, Any]:
+    sp = spm.SentencePieceProcessor(model_file=str(tokenizer))
+    rows = [row for f in files for row in pq.read_table(f).to_pylist()]
+    kept = 0
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "train.jsonl", "w", encoding="utf-8") as fh:
+        for row in rows:
+            tests = row["public_tests"]
+            problem_input = "\n".join(
+                f"Input:\n{i}Output:\n{o}"
+                for i, o in zip(tests["input"][:2], tests["output"][:2], strict=True)
+            )
+            for column, label in (("solutions", "correct"), ("incorrect_solutions", "incorrect")):
+                for i, (lang, code) in enumerate(
+                    zip(row[column]["language"], row[column]["solution"], strict=True)
+                ):
+                    if lang not in (1, 3) or not code.strip():
+                        continue
+                    tokens = (
+                        len(sp.encode(row["description"]))
+                        + len(sp.encode(problem_input))
+                        + len(sp.encode(code))
+                    )
+                    if tokens > MAX_TOKENS:
+                        continue
+                    record = {
+                        "instruction": row["description"],
+                        "input": problem_input,
+                        "output": code,
+                        "task_id": f"{row['name']}_{label}_{i}",
+                        "is_correct": label == "correct",
+                        "metadata": {"difficulty": row["difficulty"], "source": row["source"]},
+                    }
+                    fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    kept += 1
+    return {"records": kept}
+
+
+def _texts(files: list[Path]) -> list[str]:
+    """What the pipeline tokenizes: description and input once per problem, Python outputs."""
+    texts: list[str] = []
+    columns = ["description", "public_tests", "solutions", "incorrect_solutions"]
+    for f in files:
+        for row in pq.read_table(f, columns=columns).to_pylist():
+            texts += [row["description"], convert_codecontests.render_input(row["public_tests"])]
+            for column in ("solutions", "incorrect_solutions"):
+                texts += [
+                    code
+                    for lang, code in zip(
+                        row[column]["language"], row[column]["solution"], strict=True
+                    )
+                    if lang in (1, 3) and code.strip()
+                ]
+    return texts
+
+
+def run_tokenize(files: list[Path], tokenizer: Path, workers: int, out: Path) -> dict[str, Any]:
+    sp = spm.SentencePieceProcessor(model_file=str(tokenizer))
+    texts = _texts(files)
+    started = time.perf_counter()
+    for i in range(0, len(texts), 2000):
+        sp.encode(texts[i : i + 2000], num_threads=workers)
+    return {"texts": len(texts), "tokenize_s": time.perf_counter() - started}
+
+
+def run_single_call_rate(files: list[Path], tokenizer: Path, workers: int, out: Path) -> dict:
+    """Demo-tokenizer samples/s with one call per ~1.5 KB sample, to compare with Llama's."""
+    sp = spm.SentencePieceProcessor(model_file=str(tokenizer))
+    texts = [t for t in _texts(files[:1]) if 1000 <= len(t) <= 2000][:2000]
+    started = time.perf_counter()
+    for text in texts:
+        sp.encode(text)
+    return {"samples": len(texts), "rate": len(texts) / (time.perf_counter() - started)}
+
+
+PROGRAMS = {
+    "pipeline": run_pipeline,
+    "naive": run_naive,
+    "tokenize": run_tokenize,
+    "single_call_rate": run_single_call_rate,
+}
+
+
+def _child(args: argparse.Namespace) -> None:
+    files = sorted(Path(args.input).glob("*.parquet"))
+    started = time.perf_counter()
+    result = PROGRAMS[args.child](files, Path(args.tokenizer), args.workers, Path(args.out))
+    result["seconds"] = time.perf_counter() - started
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_worker_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+def _measure(program: str, data: Path, tokenizer: Path, workers: int, out: Path) -> dict:
+    command = [sys.executable, __file__, "--child", program, "--input", str(data)]
+    command += ["--tokenizer", str(tokenizer), "--workers", str(workers), "--out", str(out)]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    shutil.rmtree(out, ignore_errors=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _count_solutions(data: Path) -> int:
+    total = 0
+    for f in data.glob("*.parquet"):
+        for column in pq.read_table(f, columns=["solutions", "incorrect_solutions"]).columns:
+            languages = column.combine_chunks().field("language")
+            total += pc.sum(pc.list_value_length(languages)).as_py() or 0
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--problems", type=int, default=1000)
+    parser.add_argument("--per-problem", type=int, default=100)
+    parser.add_argument("--no-scale10", action="store_true")
+    parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--child", choices=sorted(PROGRAMS), help=argparse.SUPPRESS)
+    parser.add_argument("--input", help=argparse.SUPPRESS)
+    parser.add_argument("--tokenizer", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(args)
+        return
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="wmtp-bench-"))
+    tokenizer = train_demo_tokenizer(work / "tokenizer.model")
+    started = time.perf_counter()
+    write_split(work / "x1", args.problems, args.per_problem)
+    print(f"generated {args.problems} problems in {time.perf_counter() - started:.1f}s: {work}")
+    solutions = _count_solutions(work / "x1")
+    w = args.workers
+    results = {
+        name: _measure(name, work / "x1", tokenizer, w, work / f"out-{name}")
+        for name in ("pipeline", "naive", "tokenize", "single_call_rate")
+    }
+    if not args.no_scale10:
+        write_split(work / "x10", args.problems * 10, args.per_problem, seed=1)
+        results["pipeline_x10"] = _measure("pipeline", work / "x10", tokenizer, w, work / "o10")
+    _report(results, solutions, w, args)
+
+
+def _report(results: dict[str, dict], solutions: int, workers: int, args: Any) -> None:
+    pipe, naive, tok = results["pipeline"], results["naive"], results["tokenize"]
+    records = pipe["records"]
+    if naive["records"] != records:
+        print(f"note: naive kept {naive['records']:,} records, the pipeline {records:,}")
+
+    def rate(r: dict) -> float:
+        return records / r["seconds"]
+
+    print(f"\ninput: {args.problems} problems, {solutions:,} solutions -> {records:,} records")
+    print(f"workers: {workers}\n")
+    print("| program | seconds | records/s | peak RSS parent MB | peak RSS worker MB |")
+    print("|---|---:|---:|---:|---:|")
+    rows = [("pipeline", pipe), ("naive", naive), ("tokenize only", tok)]
+    if "pipeline_x10" in results:
+        rows.append(("pipeline x10 input", results["pipeline_x10"]))
+    for name, r in rows:
+        seconds = r["tokenize_s"] if name == "tokenize only" else r["seconds"]
+        n = r.get("records", records)
+        print(
+            f"| {name} | {seconds:.1f} | {n / seconds:,.0f} | {r['peak_rss_mb']:.0f} | "
+            f"{r['peak_worker_rss_mb']:.0f} |"
+        )
+    print(f"\npipeline vs naive: {rate(pipe) / rate(naive):.2f}x the samples/s (target >= 3x)")
+    print(f"pipeline time / pure tokenization time: {pipe['seconds'] / tok['tokenize_s']:.2f} "
+          "(target <= 1.5)")  # fmt: skip
+    demo_rate = results["single_call_rate"]["rate"]
+    llama_factor = demo_rate / LLAMA_SINGLE_CALL_RATE
+    print(
+        f"demo tokenizer, one call per 1.5 KB sample: {demo_rate:,.0f} samples/s "
+        f"(Llama: ~{LLAMA_SINGLE_CALL_RATE:,.0f}; Llama ~{llama_factor:.2f}x slower)"
+    )
+    t2 = REAL_TRAIN_RECORDS / rate(pipe) * workers / 2
+    # 16 cores: 39 shards over 16 processes is 3 rounds for 2.44 shards' work (81% busy)
+    t16 = t2 * 2 / 16 / (39 / 16 / math.ceil(39 / 16))
+    for label, factor in (("demo tokenizer", 1.0), ("Llama-rescaled", llama_factor)):
+        print(
+            f"real train ({REAL_TRAIN_RECORDS:,} records), {label}: "
+            f"2 cores ~{t2 * factor / 60:.0f} min, 16 cores ~{t16 * factor / 60:.0f} min"
+        )
+
+
+if __name__ == "__main__":
+    main()

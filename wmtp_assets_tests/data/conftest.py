@@ -1,0 +1,35 @@
+"""Shared fixtures: one demo tokenizer and one demo mirror per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wmtp_assets.data.partitions import Partition
+from wmtp_assets.demo.dataset_mirror import build_dataset_mirror
+from wmtp_assets.demo.tokenizer import train_demo_tokenizer
+from wmtp_assets.files.layout import Layout
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train_demo_tokenizer(tmp_path_factory.mktemp("tokenizer") / "tokenizer.model")
+
+
+@pytest.fixture(scope="session")
+def mirror(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("mirror")
+    build_dataset_mirror(root)
+    return root
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> Layout:
+    return Layout(tmp_path / "storage")
+
+
+def mirror_files(mirror: Path, key: str) -> list[Path]:
+    """The demo mirror's shards of partition ``key``."""
+    partition = Partition.parse(key)
+    return partition.files_in(mirror / "datasets" / partition.spec.repo_id)
