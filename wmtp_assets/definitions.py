@@ -5,12 +5,14 @@ from __future__ import annotations
 import dagster as dg
 
 from wmtp_assets.defs.conversion_assets import CONVERSION_ASSETS, CONVERSION_CHECKS
+from wmtp_assets.defs.dataset_assets import DATASET_ASSETS
+from wmtp_assets.defs.dataset_checks import DATASET_CHECKS
 from wmtp_assets.defs.model_assets import MODEL_ASSETS, MODEL_CHECKS
 from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.settings import Settings
 
-ALL_ASSETS: list[dg.AssetsDefinition] = [*MODEL_ASSETS, *CONVERSION_ASSETS]
-ALL_CHECKS: list[dg.AssetChecksDefinition] = [*MODEL_CHECKS, *CONVERSION_CHECKS]
+ALL_ASSETS: list[dg.AssetsDefinition] = [*MODEL_ASSETS, *CONVERSION_ASSETS, *DATASET_ASSETS]
+ALL_CHECKS: list[dg.AssetChecksDefinition] = [*MODEL_CHECKS, *CONVERSION_CHECKS, *DATASET_CHECKS]
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:

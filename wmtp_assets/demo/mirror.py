@@ -1,15 +1,23 @@
 """The demo's local mirror: every upstream repo the graph reads, as small files in the exact
-upstream formats, under ``<storage root>/demo_mirror`` (a ``WMTP_MIRROR`` layout)."""
+upstream formats, under ``<storage root>/demo_mirror`` (a ``WMTP_MIRROR`` layout).
+
+Each repo folder gets a ``.wmtp_mirror.json`` manifest (revision, commit, per-file SHA256), so
+the mirror source verifies the demo's bytes exactly as it would a real air-gapped mirror's.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import BaseModel
 
-from wmtp_assets.demo.model_mirror import build_meta_repo, build_sheared_repo
+from wmtp_assets.data.partitions import DATASETS
+from wmtp_assets.demo.dataset_mirror import build_dataset_mirror
+from wmtp_assets.demo.model_mirror import DEMO_COMMIT, build_meta_repo, build_sheared_repo
 from wmtp_assets.demo.tokenizer import train_demo_tokenizer
 from wmtp_assets.files.hashing import sha256_file
+from wmtp_assets.sources import write_mirror_manifest
 
 
 class DemoMirror(BaseModel):
@@ -26,4 +34,9 @@ def build_demo_mirror(root: Path) -> DemoMirror:
     sha256 = sha256_file(tokenizer)
     build_meta_repo(root, tokenizer)
     build_sheared_repo(root, tokenizer, sha256)
+    build_dataset_mirror(root)
+    for spec in DATASETS.values():
+        pinned = re.fullmatch(r"[0-9a-f]{40}", spec.revision) is not None
+        commit = spec.revision if pinned else DEMO_COMMIT
+        write_mirror_manifest(root / "datasets" / spec.repo_id, spec.revision, commit)
     return DemoMirror(root=root, tokenizer_sha256=sha256)

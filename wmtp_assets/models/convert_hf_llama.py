@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from wmtp_assets.files.atomic import atomic_copy, atomic_write_json, sweep_stale_tmp
-from wmtp_assets.files.hashing import sha256_file
 from wmtp_assets.files.layout import ModelDirs
 from wmtp_assets.files.lock import artifact_lock
-from wmtp_assets.models.artifact import SourceInfo, TokenizerInfo, write_metadata
+from wmtp_assets.models.artifact import SourceInfo, write_metadata
 from wmtp_assets.models.checkpoint_reader import LazyCheckpoint, open_hf_shards
 from wmtp_assets.models.fp16_cast import (
     ConversionReport,
@@ -34,7 +33,7 @@ from wmtp_assets.models.fp16_cast import (
 )
 from wmtp_assets.models.hf_llama import HFConfigError, hf_llama_shapes
 from wmtp_assets.models.safetensors_writer import stored_dtype
-from wmtp_assets.models.tokenizer_files import load_sentencepiece
+from wmtp_assets.models.tokenizer_files import tokenizer_info
 
 MODEL_NAME = "ref-sheared-llama-2.7b"
 SHARED_TOKENIZER_WITH = "meta-llama-mtp"
@@ -144,11 +143,8 @@ def convert_hf_llama(
         config = _read_config(config_path)
         expected = hf_llama_shapes(config, source=str(config_path))
         tokenizer_files = _tokenizer_files(tokenizer_dir)
-        tokenizer_model = tokenizer_dir / "tokenizer.model"
-        tokenizer = TokenizerInfo(
-            sha256=sha256_file(tokenizer_model),
-            vocab_size=load_sentencepiece(tokenizer_model).vocab_size(),
-            shared_with_sha256=reference_tokenizer_sha256,
+        tokenizer = tokenizer_info(tokenizer_dir / "tokenizer.model").model_copy(
+            update={"shared_with_sha256": reference_tokenizer_sha256}
         )
         source = SourceInfo.model_validate(
             {"architecture": "LlamaForCausalLM", "kind": "generated", **(provenance or {})}

@@ -1,4 +1,4 @@
-"""Convert Meta's multi-token-prediction checkpoint (``7B_1T_4``, REFERENCE §1) into the v2 artifact.
+"""Convert Meta's multi-token-prediction checkpoint (``7B_1T_4``, REFERENCE §1) into v2 layout.
 
 Plan: read ``params.json`` into ``ModelArgs`` (vocabulary from the tokenizer where the file says
 -1); open ``consolidated.pth`` memory-mapped with ``weights_only=True``; drop ``rope.freqs``
@@ -23,7 +23,6 @@ from typing import Any
 import yaml
 
 from wmtp_assets.files.atomic import atomic_copy, atomic_write_text, sweep_stale_tmp
-from wmtp_assets.files.hashing import sha256_file
 from wmtp_assets.files.layout import ModelDirs
 from wmtp_assets.files.lock import artifact_lock
 from wmtp_assets.models.artifact import SourceInfo, TokenizerInfo, write_metadata
@@ -36,7 +35,7 @@ from wmtp_assets.models.fp16_cast import (
 )
 from wmtp_assets.models.meta_mtp import ModelArgs, check_state_dict
 from wmtp_assets.models.safetensors_writer import stored_dtype
-from wmtp_assets.models.tokenizer_files import load_sentencepiece
+from wmtp_assets.models.tokenizer_files import tokenizer_info
 
 MODEL_NAME = "meta-llama-mtp"
 CHECKPOINT = "7B_1T_4/consolidated.pth"
@@ -72,7 +71,7 @@ def meta_adapter(args: ModelArgs, dtype: str) -> dict[str, Any]:
 def _tokenizer_info(path: Path) -> TokenizerInfo:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: tokenizer.model not found (needed for its vocab size)")
-    return TokenizerInfo(sha256=sha256_file(path), vocab_size=load_sentencepiece(path).vocab_size())
+    return tokenizer_info(path)
 
 
 def convert_meta_mtp(

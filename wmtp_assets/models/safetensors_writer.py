@@ -12,7 +12,12 @@ Contract of :func:`write_safetensors` / :func:`stage_safetensors`:
   ``__metadata__`` first (keys sorted here), right-padded with spaces to a multiple of 8;
 - tensors are then requested one at a time from ``produce(name)``, checked against their spec
   (dtype and shape, a mismatch names the tensor), and their bytes are written without copying
-  the tensor again; the SHA256 is computed on the bytes as they go out (no second read pass);
+  the tensor again; the SHA256 is computed on the bytes as they go out (no second read pass),
+  in parallel with the write; a tensor's bytes are fully written before the next ``produce``
+  call, so a producer may reuse one output buffer;
+- after each tensor the kernel is asked to start writing it back (``POSIX_FADV_DONTNEED``,
+  which also drops the written pages from the page cache once clean), so disk writes overlap
+  the conversion instead of piling up in the final fsync;
 - the file appears under its final name only when complete and fsynced; on any failure the
   temporary file is removed and the error names the file and the tensor being written.
 
@@ -29,6 +34,7 @@ import os
 import struct
 import sys
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -190,31 +196,39 @@ def _stream(
     header = build_header(specs, metadata)
     digest = hashlib.sha256()
     written = 0
+    kick_writeback = getattr(os, "posix_fadvise", None)
 
-    def emit(data: bytes | memoryview, name: str) -> None:
+    def emit(data: bytes | memoryview, name: str, pool: ThreadPoolExecutor) -> None:
+        # Hash here while a worker thread writes the same bytes (both release the GIL), then
+        # ask the kernel to start writing them back now rather than all at the final fsync.
         nonlocal written
+        pending = pool.submit(fh.write, data)
         digest.update(data)
         try:
-            fh.write(data)
+            pending.result()
+            if kick_writeback is not None and len(data):
+                fh.flush()
+                kick_writeback(fh.fileno(), written, len(data), os.POSIX_FADV_DONTNEED)
         except OSError as exc:
             raise SafetensorsWriteError(
                 exc.errno, f"{label}: writing {name} failed after {written} bytes: {exc.strerror}"
             ) from exc
         written += len(data)
 
-    emit(struct.pack("<Q", len(header)) + header, "the header")
-    for name in tensor_order(specs):
-        tensor = produce(name)
-        spec = specs[name]
-        if tensor.dtype != spec.dtype or tuple(tensor.shape) != spec.shape:
-            raise TensorSpecMismatchError(
-                f"{label}: tensor {name!r} was produced as {tensor.dtype} {tuple(tensor.shape)}, "
-                f"but the header declares {spec.dtype} {spec.shape}"
-            )
-        emit(_tensor_bytes(tensor), f"tensor {name!r}")
-        del tensor
-        if on_written is not None:
-            on_written(name, written)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="safetensors-write") as pool:
+        emit(struct.pack("<Q", len(header)) + header, "the header", pool)
+        for name in tensor_order(specs):
+            tensor = produce(name)
+            spec = specs[name]
+            if tensor.dtype != spec.dtype or tuple(tensor.shape) != spec.shape:
+                raise TensorSpecMismatchError(
+                    f"{label}: tensor {name!r} was produced as {tensor.dtype} "
+                    f"{tuple(tensor.shape)}, but the header declares {spec.dtype} {spec.shape}"
+                )
+            emit(_tensor_bytes(tensor), f"tensor {name!r}", pool)
+            del tensor
+            if on_written is not None:
+                on_written(name, written)
     return digest.hexdigest(), written
 
 
