@@ -28,12 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,7 @@ def _solution(rng: random.Random, pools: _Pools, tag: str) -> tuple[int, str]:
 
 def write_split(folder: Path, problems: int, per_problem: int, seed: int = 0) -> list[Path]:
     """Write ``problems`` CodeContests problems as shards of ``PROBLEMS_PER_SHARD``."""
+    shutil.rmtree(folder, ignore_errors=True)
     pools, rng = _Pools(), random.Random(seed)
     shards = math.ceil(problems / PROBLEMS_PER_SHARD)
     paths = []
@@ -250,7 +252,7 @@ def run_tokenize(files: list[Path], tokenizer: Path, workers: int, out: Path) ->
 def run_single_call_rate(files: list[Path], tokenizer: Path, workers: int, out: Path) -> dict:
     """Demo-tokenizer samples/s with one call per ~1.5 KB sample, to compare with Llama's."""
     sp = spm.SentencePieceProcessor(model_file=str(tokenizer))
-    texts = [t for t in _texts(files[:1]) if 1000 <= len(t) <= 2000][:2000]
+    texts = [t for t in _Pools().python if 1000 <= len(t) <= 2000][:2000]
     started = time.perf_counter()
     for text in texts:
         sp.encode(text)
@@ -265,22 +267,79 @@ PROGRAMS = {
 }
 
 
+def _status_kb(pid: int | str, field: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:  # the process just ended
+        pass
+    return 0
+
+
+def _descendants(root: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [root]
+    while frontier:
+        frontier = [pid for pid, ppid in parents.items() if ppid in frontier]
+        found += frontier
+    return found
+
+
+class TreeMemory(threading.Thread):
+    """Samples this process and its descendants every 0.2 s.
+
+    ``ru_maxrss`` is not used: on Linux a child started by fork+exec inherits its parent's
+    high-water mark, so it would report the orchestrator's memory. ``VmHWM`` is per process
+    image; the tree total is the largest sum of ``VmRSS`` seen.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.worker_hwm_kb = self.tree_kb = 0
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(0.2):
+            children = _descendants(os.getpid())
+            self.worker_hwm_kb = max(
+                [self.worker_hwm_kb] + [_status_kb(c, "VmHWM") for c in children]
+            )
+            tree = _status_kb("self", "VmRSS") + sum(_status_kb(c, "VmRSS") for c in children)
+            self.tree_kb = max(self.tree_kb, tree)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+
 def _child(args: argparse.Namespace) -> None:
     files = sorted(Path(args.input).glob("*.parquet"))
+    memory = TreeMemory()
+    memory.start()
     started = time.perf_counter()
     result = PROGRAMS[args.child](files, Path(args.tokenizer), args.workers, Path(args.out))
     result["seconds"] = time.perf_counter() - started
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result["peak_worker_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    memory.stop()
+    result["peak_rss_mb"] = _status_kb("self", "VmHWM") / 1024
+    result["peak_worker_rss_mb"] = memory.worker_hwm_kb / 1024
+    result["peak_tree_rss_mb"] = max(memory.tree_kb / 1024, result["peak_rss_mb"])
     print(json.dumps(result))
 
 
 def _measure(program: str, data: Path, tokenizer: Path, workers: int, out: Path) -> dict:
     command = [sys.executable, __file__, "--child", program, "--input", str(data)]
     command += ["--tokenizer", str(tokenizer), "--workers", str(workers), "--out", str(out)]
+    load_before = os.getloadavg()[0]
     done = subprocess.run(command, check=True, capture_output=True, text=True)
     shutil.rmtree(out, ignore_errors=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1]) | {"load_before": load_before}
 
 
 def _count_solutions(data: Path) -> int:
@@ -336,8 +395,11 @@ def _report(results: dict[str, dict], solutions: int, workers: int, args: Any) -
 
     print(f"\ninput: {args.problems} problems, {solutions:,} solutions -> {records:,} records")
     print(f"workers: {workers}\n")
-    print("| program | seconds | records/s | peak RSS parent MB | peak RSS worker MB |")
-    print("|---|---:|---:|---:|---:|")
+    print(
+        "| program | seconds | records/s | peak RSS main process MB | peak RSS per worker MB "
+        "| peak RSS all processes MB | 1-min load avg before |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
     rows = [("pipeline", pipe), ("naive", naive), ("tokenize only", tok)]
     if "pipeline_x10" in results:
         rows.append(("pipeline x10 input", results["pipeline_x10"]))
@@ -346,7 +408,8 @@ def _report(results: dict[str, dict], solutions: int, workers: int, args: Any) -
         n = r.get("records", records)
         print(
             f"| {name} | {seconds:.1f} | {n / seconds:,.0f} | {r['peak_rss_mb']:.0f} | "
-            f"{r['peak_worker_rss_mb']:.0f} |"
+            f"{r['peak_worker_rss_mb']:.0f} | {r['peak_tree_rss_mb']:.0f} | "
+            f"{r['load_before']:.1f} |"
         )
     print(f"\npipeline vs naive: {rate(pipe) / rate(naive):.2f}x the samples/s (target >= 3x)")
     print(f"pipeline time / pure tokenization time: {pipe['seconds'] / tok['tokenize_s']:.2f} "

@@ -6,8 +6,6 @@ records the same raw-file SHA256s and the same ``code_version`` (see
 ``code_version`` and data versions. A forced rewrite produces identical bytes.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from typing import Any
 

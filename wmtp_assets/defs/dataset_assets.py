@@ -5,8 +5,6 @@ multi-asset): the pipeline publishes the JSONL, the index and the stats together
 describe the same bytes; each still has its own key, metadata and checks in the UI.
 """
 
-from __future__ import annotations
-
 import dagster as dg
 
 from wmtp_assets.data.partitions import PARTITION_KEYS, Partition

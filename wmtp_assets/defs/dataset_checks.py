@@ -7,8 +7,6 @@ job runs them per partition (``wmtp_assets.defs.revalidation``). Blocking: schem
 the problem index (training would read wrong rows).
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from pathlib import Path
 

@@ -1,7 +1,5 @@
 """Assets of group ``models``: raw downloads, the shared tokenizer and the micro models."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from wmtp_assets.defs.metadata import file_entries, files_table

@@ -4,8 +4,6 @@ Blocking (downstream work would be wrong): ``sha256_matches``, ``dtype_is_float1
 ``keys_and_shapes_match_config``, ``tokenizer_sha256_shared``. The others report.
 """
 
-from __future__ import annotations
-
 import json
 from collections.abc import Callable
 

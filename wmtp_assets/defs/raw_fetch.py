@@ -1,7 +1,5 @@
 """The shared body of every ``raw`` asset: fetch through the source layer, report provenance."""
 
-from __future__ import annotations
-
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path

@@ -1,7 +1,5 @@
 """The one Dagster resource: the public environment contract as launchpad-editable config."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import dagster as dg
@@ -22,7 +20,7 @@ class WmtpResource(dg.ConfigurableResource):
     device: str = Field(description="WMTP_DEVICE: auto, cuda, mps or cpu")
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> WmtpResource:
+    def from_settings(cls, settings: Settings) -> "WmtpResource":
         return cls(
             storage_root=str(settings.storage_root),
             mirror=str(settings.mirror) if settings.mirror else None,

@@ -6,9 +6,11 @@ on the first, naming the file, the tensor and its largest magnitude, and report 
 
 Cost: one ``torch.aminmax`` over the source (NaN propagates into it, so it also finds
 non-finite values), the cast, and two ``count_nonzero`` reductions (source and result). None of
-them allocates a temporary the size of the tensor: the cast never turns zero into non-zero
-and the range check rules out inf/NaN, so the flushed count is exactly
-``count_nonzero(source) - count_nonzero(result)``.
+them allocates a temporary the size of the tensor (unlike ``abs().max()`` or a boolean mask):
+the cast never turns zero into non-zero and the range check rules out inf/NaN, so the flushed
+count is exactly ``count_nonzero(source) - count_nonzero(result)``. Memory is therefore bounded
+without chunking; chunking these passes was measured slower on the 2-core machine (per-op
+thread synchronisation), 4.8 s against 2.8 s for a 2.7 GB checkpoint.
 """
 
 from __future__ import annotations

@@ -14,10 +14,8 @@ from pathlib import Path
 
 import torch
 from pydantic import BaseModel
-from safetensors.torch import save_file
 
-from wmtp_assets.files.atomic import atomic_write_json, tmp_path_for
-from wmtp_assets.files.hashing import sha256_file
+from wmtp_assets.files.atomic import atomic_write_json
 from wmtp_assets.files.layout import ModelDirs
 from wmtp_assets.files.lock import artifact_lock
 from wmtp_assets.models.artifact import (
@@ -29,6 +27,7 @@ from wmtp_assets.models.artifact import (
 )
 from wmtp_assets.models.hf_llama import hf_llama_shapes, llama_config
 from wmtp_assets.models.meta_mtp import ModelArgs, expected_state_dict_shapes
+from wmtp_assets.models.safetensors_writer import TensorSpec, stage_safetensors
 from wmtp_assets.models.seeded_init import seeded_state_dict
 from wmtp_assets.models.tokenizer_files import write_tokenizer_folder
 
@@ -81,12 +80,10 @@ def _write_weights(
     dirs: ModelDirs, shapes: Mapping[str, tuple[int, ...]], metadata: dict[str, str]
 ) -> str:
     tensors = seeded_state_dict(shapes, seed=MICRO_SEED, dtype=torch.float16)
-    tmp = tmp_path_for(dirs.weights)
-    dirs.safetensors.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(tmp), metadata=metadata)
-    sha256 = sha256_file(tmp)
-    publish_weights(tmp, dirs, sha256)
-    return sha256
+    specs = {name: TensorSpec.of(tensor) for name, tensor in tensors.items()}
+    staged = stage_safetensors(dirs.weights, specs, tensors.__getitem__, metadata)
+    publish_weights(staged.path, dirs, staged.sha256)
+    return staged.sha256
 
 
 def _finish(

@@ -63,7 +63,6 @@ def write_tokenizer_folder(model_file: Path, dest: Path, expected_sha256: str) -
         dest / "tokenizer_config.json",
         {
             "tokenizer_class": "LlamaTokenizer",
-            "model_type": "sentencepiece",
             "vocab_size": sp.vocab_size(),
             "add_bos_token": True,
             "add_eos_token": False,

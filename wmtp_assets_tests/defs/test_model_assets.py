@@ -121,7 +121,8 @@ def test_tokenizer_with_the_wrong_sha256_fails(demo_settings: Settings) -> None:
     )
     assert not result.success
     failure = result.get_step_failure_events()[0].step_failure_data.error
-    assert "WMTP_TOKENIZER_SHA256" in failure.message
+    assert failure.cause is not None
+    assert "WMTP_TOKENIZER_SHA256" in failure.cause.message
     assert not (
         Layout(wrong.storage_root).model("meta_llama_mtp").tokenizer / "tokenizer.model"
     ).exists()
