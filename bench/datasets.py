@@ -249,7 +249,9 @@ def run_tokenize(files: list[Path], tokenizer: Path, workers: int, out: Path) ->
     return {"texts": len(texts), "tokenize_s": time.perf_counter() - started}
 
 
-def run_single_call_rate(files: list[Path], tokenizer: Path, workers: int, out: Path) -> dict:
+def run_single_call_rate(
+    files: list[Path], tokenizer: Path, workers: int, out: Path
+) -> dict[str, Any]:
     """Demo-tokenizer samples/s with one call per ~1.5 KB sample, to compare with Llama's."""
     sp = spm.SentencePieceProcessor(model_file=str(tokenizer))
     texts = [t for t in _Pools().python if 1000 <= len(t) <= 2000][:2000]
@@ -333,7 +335,7 @@ def _child(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
-def _measure(program: str, data: Path, tokenizer: Path, workers: int, out: Path) -> dict:
+def _measure(program: str, data: Path, tokenizer: Path, workers: int, out: Path) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", program, "--input", str(data)]
     command += ["--tokenizer", str(tokenizer), "--workers", str(workers), "--out", str(out)]
     load_before = os.getloadavg()[0]
@@ -384,13 +386,13 @@ def main() -> None:
     _report(results, solutions, w, args)
 
 
-def _report(results: dict[str, dict], solutions: int, workers: int, args: Any) -> None:
+def _report(results: dict[str, dict[str, Any]], solutions: int, workers: int, args: Any) -> None:
     pipe, naive, tok = results["pipeline"], results["naive"], results["tokenize"]
     records = pipe["records"]
     if naive["records"] != records:
         print(f"note: naive kept {naive['records']:,} records, the pipeline {records:,}")
 
-    def rate(r: dict) -> float:
+    def rate(r: dict[str, Any]) -> float:
         return records / r["seconds"]
 
     print(f"\ninput: {args.problems} problems, {solutions:,} solutions -> {records:,} records")

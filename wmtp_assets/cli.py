@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -17,10 +18,9 @@ from wmtp_assets.settings import Settings
 
 def _instance() -> dg.DagsterInstance:
     """The persistent instance when DAGSTER_HOME is set, else a throwaway one."""
-    try:
+    if os.environ.get("DAGSTER_HOME"):
         return dg.DagsterInstance.get()
-    except dg.DagsterInvariantViolationError:
-        return dg.DagsterInstance.ephemeral()
+    return dg.DagsterInstance.ephemeral()
 
 
 def demo(settings: Settings) -> int:

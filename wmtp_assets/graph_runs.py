@@ -94,13 +94,18 @@ def _summarise(runs: list[tuple[str, dg.ExecuteInProcessResult]]) -> GraphRun:
     for partition, result in runs:
         if not result.success:
             failed_runs.append(partition or "models")
-        checks: dict[str, list[str]] = {}
+        passed: dict[str, int] = {}
+        failed: dict[str, list[str]] = {}
         for evaluation in result.get_asset_check_evaluations():
             asset = evaluation.asset_key.to_user_string()
-            mark = "ok" if evaluation.passed else "FAIL"
-            checks.setdefault(asset, []).append(f"{evaluation.check_name}:{mark}")
-            if not evaluation.passed:
-                failed_checks.append(f"{asset}[{partition}] {evaluation.check_name}")
+            passed.setdefault(asset, 0)
+            if evaluation.passed:
+                passed[asset] += 1
+            else:
+                failed.setdefault(asset, []).append(evaluation.check_name)
+                failed_checks.append(
+                    f"{asset}[{partition}] {evaluation.check_name}: {evaluation.description}"
+                )
         for event in result.get_asset_materialization_events():
             materialization = event.materialization
             metadata = dict(materialization.metadata)
@@ -113,10 +118,17 @@ def _summarise(runs: list[tuple[str, dg.ExecuteInProcessResult]]) -> GraphRun:
                     path=str(_first(metadata, ("_path", "_dir")) or ""),
                     size_bytes=int(size) if isinstance(size, int) else None,
                     sha256=str(_first(metadata, ("sha256",)) or ""),
-                    checks=", ".join(checks.get(asset, [])) or "-",
+                    checks=_check_summary(passed.get(asset), failed.get(asset, [])),
                 )
             )
     return GraphRun(rows=rows, failed_runs=failed_runs, failed_checks=failed_checks)
+
+
+def _check_summary(passed: int | None, failed: list[str]) -> str:
+    if passed is None and not failed:
+        return "-"
+    text = f"{passed or 0} ok"
+    return f"{text}, FAILED: {', '.join(failed)}" if failed else text
 
 
 def format_table(rows: Sequence[AssetRow]) -> str:

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pyarrow as pa
+
 from wmtp_assets.data.convert_base import Candidate, ConvertedProblem, disambiguate, text
 from wmtp_assets.data.records import CodeContestsMetadata, CodeContestsRecord
 from wmtp_assets.data.upstream_schema import CODECONTESTS_SCHEMA
@@ -31,7 +33,7 @@ INPUT_LAYOUT = (
     "'Input:\\n3\\n1 2 3\\nOutput:\\n6\\n\\nInput:\\n1\\n5\\nOutput:\\n5\\n'."
 )
 
-columns = {
+columns: Mapping[str, pa.DataType] = {
     name: CODECONTESTS_SCHEMA.field(name).type
     for name in (
         "name",

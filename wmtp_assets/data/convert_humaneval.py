@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pyarrow as pa
+
 from wmtp_assets.data.convert_base import Candidate, ConvertedProblem, require_unique, text
 from wmtp_assets.data.records import HumanEvalMetadata, HumanEvalRecord
 from wmtp_assets.data.upstream_schema import HUMANEVAL_SCHEMA
 
-columns = {field.name: field.type for field in HUMANEVAL_SCHEMA}
+columns: Mapping[str, pa.DataType] = {field.name: field.type for field in HUMANEVAL_SCHEMA}
 key_column = "task_id"
 key_rule = "task_id = problem_key = upstream `task_id` (unique upstream; a repeat is an error)."
 

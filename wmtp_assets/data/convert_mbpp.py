@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pyarrow as pa
+
 from wmtp_assets.data.convert_base import Candidate, ConvertedProblem, require_unique, text
 from wmtp_assets.data.records import MbppMetadata, MbppRecord
 from wmtp_assets.data.upstream_schema import MBPP_SCHEMA
 
-columns = {field.name: field.type for field in MBPP_SCHEMA}
+columns: Mapping[str, pa.DataType] = {field.name: field.type for field in MBPP_SCHEMA}
 key_column = "task_id"
 key_rule = (
     "task_id = problem_key = 'mbpp_{upstream integer task_id}' (unique upstream; a repeated id "

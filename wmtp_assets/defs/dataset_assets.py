@@ -121,6 +121,7 @@ def datasets_processed(context: dg.AssetExecutionContext, wmtp: WmtpResource):
         asset_key=STATS,
         metadata={
             "stats_path": dg.MetadataValue.path(str(report.stats_file)),
+            "stats_size_bytes": dg.MetadataValue.int(report.stats_file.stat().st_size),
             "summary_path": dg.MetadataValue.path(str(report.summary_file)),
             "report": dg.MetadataValue.md(stats.markdown()),
             "dropped": dg.MetadataValue.json(dict(stats.dropped)),

@@ -71,6 +71,9 @@ def _micro_result(build: MicroBuild, weights_path: str) -> dg.MaterializeResult:
         metadata={
             "weights_path": dg.MetadataValue.path(weights_path),
             "weights_sha256": dg.MetadataValue.text(build.weights_sha256),
+            "weights_size_bytes": dg.MetadataValue.int(
+                build.metadata.size_bytes["safetensors/model.safetensors"]
+            ),
             "n_params": dg.MetadataValue.int(build.n_params),
             "tensor_bytes": dg.MetadataValue.int(build.tensor_bytes),
             "dtype": dg.MetadataValue.text(meta.dtype),

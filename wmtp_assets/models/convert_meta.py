@@ -58,7 +58,7 @@ def meta_adapter(args: ModelArgs, dtype: str) -> dict[str, Any]:
         "dim": args.dim,
         "num_layers": args.n_layers,
         "n_heads": args.n_heads,
-        "n_kv_heads": args.n_kv_heads or args.n_heads,
+        "n_kv_heads": args.kv_heads,
         "vocab_size": args.vocab_size,
         "n_future_tokens": args.n_future_tokens,
         "intermediate_size": args.ffn_hidden_dim,

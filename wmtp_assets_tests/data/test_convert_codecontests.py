@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pytest
 
 from wmtp_assets.data import convert_codecontests as cc
@@ -7,7 +9,7 @@ from wmtp_assets.data.records import CodeContestsRecord
 from wmtp_assets.demo.dataset_mirror import codecontests_row
 
 
-def _row() -> dict:
+def _row() -> dict[str, Any]:
     return codecontests_row(
         "1000_A. Sum",
         "Print a+b.",
@@ -27,7 +29,7 @@ def _row() -> dict:
 def test_one_record_per_python_solution() -> None:
     problem = cc.convert(_row(), "1000_A. Sum#2")
     assert problem.language_drops == 2
-    records = [c.record for c in problem.candidates]
+    records = [cast(CodeContestsRecord, c.record) for c in problem.candidates]
     assert all(isinstance(r, CodeContestsRecord) for r in records)
     assert [r.task_id for r in records] == [
         "1000_A. Sum#2_correct_0",
@@ -77,7 +79,7 @@ def test_no_public_tests() -> None:
         ("public_tests", {"input": ["1"], "output": []}),
     ],
 )
-def test_unpaired_lists_raise(column: str, value: dict) -> None:
+def test_unpaired_lists_raise(column: str, value: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="must"):
         cc.convert(_row() | {column: value}, "k")
 
@@ -87,7 +89,7 @@ def test_nulls_read_as_empty() -> None:
     problem = cc.convert(row, "k")
     assert problem.instruction == ""
     assert [c.is_correct for c in problem.candidates] == [True, True]
-    assert problem.candidates[0].record.metadata.cf_rating == 0
+    assert problem.candidates[0].record.metadata.model_dump()["cf_rating"] == 0
 
 
 def test_keys_follow_row_order() -> None:

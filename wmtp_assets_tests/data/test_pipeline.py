@@ -57,9 +57,9 @@ def _assert_consistent(dirs: DatasetDirs, split: str, tokenizer: Path) -> None:
     seen: list[int] = []
     for key, entry in index.problems.items():
         for label, part in (("correct", entry.correct), ("incorrect", entry.incorrect)):
-            for line, length in zip(part.lines, part.token_lengths, strict=True):
-                record = records[line]
-                seen.append(line)
+            for number, length in zip(part.lines, part.token_lengths, strict=True):
+                record = records[number]
+                seen.append(number)
                 assert (
                     sum(counter.count([record["instruction"], record["input"], record["output"]]))
                     == length
@@ -185,21 +185,25 @@ def _write_with_bytes(path: Path, rows: list[dict[str, Any]]) -> Path:
 def test_invalid_text_and_bad_problems_are_counted(
     tmp_path: Path, layout: Layout, tokenizer: Path
 ) -> None:
+    first = codecontests_row(
+        "p",
+        "Print 1.",
+        solutions=[
+            (PYTHON3, "print(1)"),
+            (PYTHON3, "placeholder"),
+            (PYTHON3, "print(1)\x00"),
+            (PYTHON3, "x = 1\n" * 200_000),  # 1.2 MB: over the limit, never tokenized
+        ],
+    )
+    first["solutions"]["solution"][1] = b"print('\xff')"
+    bad_description = codecontests_row("q", "placeholder", solutions=[(PYTHON3, "print(2)")])
+    bad_description["description"] = b"Bad \xfe description"
     rows = [
-        codecontests_row(
-            "p",
-            "Print 1.",
-            solutions=[
-                (PYTHON3, b"print(1)"),
-                (PYTHON3, b"print('\xff')"),
-                (PYTHON3, b"print(1)\x00"),
-                (PYTHON3, "x = 1\n" * 200_000),  # 1.2 MB: over the limit, never tokenized
-            ],
-        ),
-        codecontests_row("q", b"Bad \xfe description", solutions=[(PYTHON3, b"print(2)")]),
-        codecontests_row("r", "C++ only", solutions=[(CPP, b"int main(){}")]),
-        codecontests_row("p", "Same name again", solutions=[(PYTHON3, b"print(3)")]),
-        codecontests_row("p", "And again", incorrect_solutions=[(PYTHON3, b"print(4)")]),
+        first,
+        bad_description,
+        codecontests_row("r", "C++ only", solutions=[(CPP, "int main(){}")]),
+        codecontests_row("p", "Same name again", solutions=[(PYTHON3, "print(3)")]),
+        codecontests_row("p", "And again", incorrect_solutions=[(PYTHON3, "print(4)")]),
     ]
     shard = _write_with_bytes(tmp_path / "test-00000-of-00001.parquet", rows)
     dirs = layout.dataset("codecontests")

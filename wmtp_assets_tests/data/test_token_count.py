@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,7 @@ def test_within_budget_is_exact_and_over_budget_skips_the_tokenizer(counter: Tok
     seen: list[list[str]] = []
     original = counter.count
 
-    def spy(texts: list[str]) -> list[int]:
+    def spy(texts: Sequence[str]) -> list[int]:
         seen.append(list(texts))
         return original(texts)
 

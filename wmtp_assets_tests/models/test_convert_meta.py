@@ -1,4 +1,4 @@
-"""Meta MTP conversion: strict-loading fp16 output, and every fault leaves the last good artifact."""
+"""Meta MTP conversion: strict fp16 output; every fault leaves the last good artifact."""
 
 from __future__ import annotations
 
@@ -20,12 +20,17 @@ from safetensors.torch import load_file
 from wmtp_assets.files.hashing import read_sha256sums, sha256_file
 from wmtp_assets.files.layout import ModelDirs
 from wmtp_assets.files.lock import ArtifactLockedError
-from wmtp_assets.models.artifact import TokenizerInfo
 from wmtp_assets.models.checkpoint_reader import CheckpointError
 from wmtp_assets.models.convert_meta import MetaConversionReport, convert_meta_mtp
 from wmtp_assets.models.fp16_cast import Float16RangeError
-from wmtp_assets.models.meta_mtp import ModelArgs, ModelArgsError, StateDictMismatchError, Transformer
+from wmtp_assets.models.meta_mtp import (
+    ModelArgs,
+    ModelArgsError,
+    StateDictMismatchError,
+    Transformer,
+)
 from wmtp_assets.models.safetensors_writer import read_safetensors_header
+from wmtp_assets.models.tokenizer_files import tokenizer_info
 from wmtp_assets_tests.models.checkpoint_fixtures import (
     REPO_ROOT,
     make_tokenizer,
@@ -73,20 +78,13 @@ def make_raw(
     folder = root / "7B_1T_4"
     folder.mkdir(parents=True)
     (root / "tokenizer.model").write_bytes(tokenizer_model.read_bytes())
-    vocab = TokenizerInfo.model_validate(_tokenizer(tokenizer_model)).vocab_size
-    args = ModelArgs.model_validate({**PARAMS, "vocab_size": vocab})
+    args = ModelArgs(**{**PARAMS, "vocab_size": tokenizer_info(tokenizer_model).vocab_size})
     state = _source_state(args, seed)
     if edit is not None:
         edit(state)
     torch.save(state, folder / "consolidated.pth")
     (folder / "params.json").write_text(json.dumps(PARAMS if params is None else params))
     return root
-
-
-def _tokenizer(path: Path) -> dict[str, object]:
-    from wmtp_assets.models.tokenizer_files import tokenizer_info
-
-    return tokenizer_info(path).model_dump()
 
 
 def _convert(raw: Path, dirs: ModelDirs, **kwargs: object) -> MetaConversionReport:
@@ -117,9 +115,8 @@ def test_converts_and_loads_strictly(good_raw: Path, tmp_path: Path) -> None:
     messages: list[str] = []
     report = _convert(good_raw, dirs, progress=messages.append)
 
-    args = ModelArgs.from_params_json(
-        good_raw / "7B_1T_4/params.json", vocab_size=_tokenizer(good_raw / "tokenizer.model")["vocab_size"]
-    )
+    vocab_size = tokenizer_info(good_raw / "tokenizer.model").vocab_size
+    args = ModelArgs.from_params_json(good_raw / "7B_1T_4/params.json", vocab_size=vocab_size)
     source = torch.load(good_raw / "7B_1T_4/consolidated.pth", weights_only=True)
     assert report.dropped_keys == ["rope.freqs"]
     assert report.n_tensors == len(source) - 1 and report.n_params == sum(
@@ -199,10 +196,25 @@ def _poke(name: str, value: float) -> Callable[[dict[str, torch.Tensor]], None]:
 WQ = "layers.1.attention.wq.weight"
 FAULTS = {
     "wrong-shape": (_set(WQ, torch.zeros(64, 63)), {}, StateDictMismatchError, WQ),
-    "extra-tensor": (_set("layers.9.bogus", torch.zeros(2)), {}, StateDictMismatchError, "layers.9.bogus"),
+    "extra-tensor": (
+        _set("layers.9.bogus", torch.zeros(2)),
+        {},
+        StateDictMismatchError,
+        "layers.9.bogus",
+    ),
     "nan": (_poke(WQ, float("nan")), {}, Float16RangeError, rf"tensor '{WQ}' holds 1 NaN"),
-    "inf": (_poke(WQ, float("inf")), {}, Float16RangeError, rf"tensor '{WQ}' holds 0 NaN and 1 Inf"),
-    "out-of-range": (_poke(WQ, -1e5), {}, Float16RangeError, rf"tensor '{WQ}' has values that overflow.*100000"),
+    "inf": (
+        _poke(WQ, float("inf")),
+        {},
+        Float16RangeError,
+        rf"tensor '{WQ}' holds 0 NaN and 1 Inf",
+    ),
+    "out-of-range": (
+        _poke(WQ, -1e5),
+        {},
+        Float16RangeError,
+        rf"tensor '{WQ}' has values that overflow.*100000",
+    ),
     "params-missing-field": (None, {"drop": "dim"}, ModelArgsError, "dim"),
     "params-wrong-type": (None, {"dim": "sixty-four"}, ModelArgsError, "dim"),
 }
