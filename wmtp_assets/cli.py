@@ -12,7 +12,12 @@ import dagster as dg
 
 from wmtp_assets.demo.mirror import build_demo_mirror
 from wmtp_assets.files.layout import Layout
-from wmtp_assets.graph_runs import format_table, materialize_everything
+from wmtp_assets.graph_runs import (
+    format_check_table,
+    format_table,
+    materialize_everything,
+    verify_everything,
+)
 from wmtp_assets.settings import Settings
 
 
@@ -47,18 +52,31 @@ def demo(settings: Settings) -> int:
     return 1
 
 
+def verify(settings: Settings) -> int:
+    """Rerun every check over what is stored; print a table; non-zero if any check failed."""
+    with _instance() as instance:
+        rows = verify_everything(settings, instance)
+    if not rows:
+        print(f"nothing stored under {settings.storage_root}: no checks to run", file=sys.stderr)
+        return 1
+    print(format_check_table(rows))
+    failed = [r for r in rows if not r.passed]
+    print(f"\n{len(rows) - len(failed)} checks passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wmtp-assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser(
         "demo", help="build a small local mirror and materialize every asset from it"
     )
+    commands.add_parser(
+        "verify", help="rerun every asset check over everything stored; non-zero on any failure"
+    )
     args = parser.parse_args(argv)
     settings = Settings.from_env()
-    if args.command == "demo":
-        return demo(settings)
-    parser.error(f"unknown command {args.command}")
-    return 2
+    return {"demo": demo, "verify": verify}[args.command](settings)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from wmtp_assets.defs.dataset_assets import DATASET_ASSETS
 from wmtp_assets.defs.dataset_checks import DATASET_CHECKS
 from wmtp_assets.defs.model_assets import MODEL_ASSETS, MODEL_CHECKS
 from wmtp_assets.defs.resources import WmtpResource
+from wmtp_assets.defs.revalidation import revalidate_daily, revalidate_job
 from wmtp_assets.settings import Settings
 
 ALL_ASSETS: list[dg.AssetsDefinition] = [*MODEL_ASSETS, *CONVERSION_ASSETS, *DATASET_ASSETS]
@@ -21,6 +22,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=ALL_ASSETS,
         asset_checks=ALL_CHECKS,
+        jobs=[revalidate_job],
+        schedules=[revalidate_daily],
         resources={"wmtp": WmtpResource.from_settings(resolved)},
     )
 

@@ -1,4 +1,4 @@
-"""Materialize the whole graph in-process and summarise it (used by ``wmtp-assets demo``).
+"""Materialize or revalidate the whole graph in-process (``wmtp-assets demo`` and ``verify``).
 
 Entry-point layer: it drives Dagster's own ``materialize`` over every asset, one run for the
 unpartitioned assets and one run per dataset partition, exactly what a backfill would do.
@@ -11,8 +11,17 @@ from collections.abc import Sequence
 import dagster as dg
 from pydantic import BaseModel
 
+from wmtp_assets.data.partitions import PARTITION_KEYS, Partition
+from wmtp_assets.data.stats import split_stats_path
 from wmtp_assets.definitions import ALL_ASSETS, ALL_CHECKS
 from wmtp_assets.defs.resources import WmtpResource
+from wmtp_assets.defs.revalidation import (
+    DATASET_CHECK_KEYS,
+    MODEL_CHECK_KEYS,
+    REVALIDATE_JOB,
+    REVALIDATION_TAGS,
+)
+from wmtp_assets.files.layout import Layout
 from wmtp_assets.settings import Settings
 
 
@@ -144,6 +153,84 @@ def format_table(rows: Sequence[AssetRow]) -> str:
             r.checks,
         )
         for r in rows
+    ]
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *lines, strict=True)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join(fmt.format(*line) for line in [header, *lines])
+
+
+class CheckRow(BaseModel):
+    asset: str
+    partition: str
+    check: str
+    passed: bool
+    summary: str
+
+
+def _stored_model(layout: Layout, key: dg.AssetKey) -> bool:
+    return layout.model(key.path[1]).metadata.is_file()
+
+
+def _stored_partition(layout: Layout, key: str) -> bool:
+    part = Partition.parse(key)
+    return split_stats_path(layout.dataset(part.dataset), part.split).is_file()
+
+
+def verify_everything(settings: Settings, instance: dg.DagsterInstance) -> list[CheckRow]:
+    """Rerun every check over every stored artifact and partition (the ``revalidate`` job's
+    runs, in-process); artifacts not stored yet are skipped, not failed."""
+    layout = Layout(settings.storage_root)
+    model_keys = [k for k in MODEL_CHECK_KEYS if _stored_model(layout, k.asset_key)]
+    partitions = [k for k in PARTITION_KEYS if _stored_partition(layout, k)]
+    plans: list[tuple[str, list[dg.AssetCheckKey], dict[str, str]]] = []
+    if model_keys:
+        plans.append(("", model_keys, dict(REVALIDATION_TAGS)))
+    plans += [
+        (key, DATASET_CHECK_KEYS, {**REVALIDATION_TAGS, "dagster/partition": key})
+        for key in partitions
+    ]
+    rows: list[CheckRow] = []
+    for partition, keys, tags in plans:
+        job = dg.define_asset_job(REVALIDATE_JOB, selection=dg.AssetSelection.checks(*keys))
+        defs = dg.Definitions(
+            assets=ALL_ASSETS,
+            asset_checks=ALL_CHECKS,
+            jobs=[job],
+            resources={"wmtp": WmtpResource.from_settings(settings)},
+        )
+        result = defs.resolve_job_def(REVALIDATE_JOB).execute_in_process(
+            instance=instance, tags=tags, raise_on_error=False
+        )
+        evaluated = {(e.asset_key, e.check_name) for e in result.get_asset_check_evaluations()}
+        rows += [
+            CheckRow(
+                asset=e.asset_key.to_user_string(),
+                partition=partition,
+                check=e.check_name,
+                passed=e.passed,
+                summary=e.description or "",
+            )
+            for e in result.get_asset_check_evaluations()
+        ]
+        rows += [
+            CheckRow(
+                asset=k.asset_key.to_user_string(),
+                partition=partition,
+                check=k.name,
+                passed=False,
+                summary="did not run (its step failed before reporting)",
+            )
+            for k in keys
+            if (k.asset_key, k.name) not in evaluated
+        ]
+    return rows
+
+
+def format_check_table(rows: Sequence[CheckRow]) -> str:
+    """Fixed-width table of check results."""
+    header = ("asset", "partition", "check", "result", "summary")
+    lines = [
+        (r.asset, r.partition, r.check, "ok" if r.passed else "FAIL", r.summary[:120]) for r in rows
     ]
     widths = [max(len(str(c)) for c in col) for col in zip(header, *lines, strict=True)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import dagster as dg
 
@@ -24,3 +25,19 @@ def to_check_result(outcome: CheckOutcome) -> dg.AssetCheckResult:
         description=outcome.summary,
         metadata=metadata,
     )
+
+
+REVALIDATION_TAG = "wmtp/revalidation"
+
+
+def report_outcome(
+    context: dg.AssetCheckExecutionContext, name: str, outcome: CheckOutcome
+) -> Iterator[dg.AssetCheckResult]:
+    """Yield the check result; in a revalidation run, then fail the step on a failed check.
+
+    A failed asset check does not fail a Dagster run by itself; revalidation runs (tagged
+    ``wmtp/revalidation``) must, so that cron, the UI's run list and exit codes all show it.
+    """
+    yield to_check_result(outcome)
+    if not outcome.passed and context.run.tags.get(REVALIDATION_TAG) == "true":
+        raise dg.Failure(description=f"check {name} failed: {outcome.summary}")

@@ -8,13 +8,13 @@ the problem index (training would read wrong rows).
 """
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dagster as dg
 
 from wmtp_assets.data.partitions import Partition
-from wmtp_assets.defs.check_results import to_check_result
+from wmtp_assets.defs.check_results import report_outcome
 from wmtp_assets.defs.dataset_assets import PARTITIONS, PROBLEM_INDEX, PROCESSED, SMALL, STATS
 from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.validate import dataset_checks as dc
@@ -87,9 +87,11 @@ def _make_check(
         partitions_def=PARTITIONS,
         description=(getattr(dc, name).__doc__ or "").strip(),
     )
-    def _check(context: dg.AssetCheckExecutionContext, wmtp: WmtpResource) -> dg.AssetCheckResult:
+    def _check(
+        context: dg.AssetCheckExecutionContext, wmtp: WmtpResource
+    ) -> Iterator[dg.AssetCheckResult]:
         part = Partition.parse(context.partition_key)
-        return to_check_result(guarded(lambda: body(wmtp, part)))
+        yield from report_outcome(context, name, guarded(lambda: body(wmtp, part)))
 
     return _check
 

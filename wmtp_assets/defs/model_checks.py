@@ -5,11 +5,11 @@ Blocking (downstream work would be wrong): ``sha256_matches``, ``dtype_is_float1
 """
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import dagster as dg
 
-from wmtp_assets.defs.check_results import to_check_result
+from wmtp_assets.defs.check_results import report_outcome
 from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.files.layout import ModelDirs
 from wmtp_assets.validate import model_checks as mc
@@ -67,7 +67,9 @@ def _make_check(
         blocking=name in BLOCKING,
         description=(getattr(mc, name).__doc__ or "").strip(),
     )
-    def _check(wmtp: WmtpResource) -> dg.AssetCheckResult:
-        return to_check_result(guarded(lambda: body(wmtp)))
+    def _check(
+        context: dg.AssetCheckExecutionContext, wmtp: WmtpResource
+    ) -> Iterator[dg.AssetCheckResult]:
+        yield from report_outcome(context, name, guarded(lambda: body(wmtp)))
 
     return _check

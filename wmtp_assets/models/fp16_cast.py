@@ -196,7 +196,7 @@ def stage_float16_weights(
             rate = so_far / max(time.monotonic() - start, 1e-9) / 1e6
             progress(
                 f"tensor {summary.n_tensors}/{len(specs)} {name} {tuple(specs[name].shape)}: "
-                f"{so_far / 1e9:.2f}/{total / 1e9:.2f} GB written, {rate:.0f} MB/s"
+                f"{so_far / 1e6:.1f}/{total / 1e6:.1f} MB written, {rate:.0f} MB/s"
             )
 
     staged = stage_safetensors(dest, specs, produce, metadata, on_written=written)

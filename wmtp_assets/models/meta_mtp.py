@@ -744,7 +744,8 @@ class Transformer(nn.Module):
 
         Parameters in sorted-name order: matrices get normal(0, std) drawn in float32 from a CPU
         generator seeded with ``seed``, norm weights get ones; values are then cast to each
-        parameter's dtype and device.
+        parameter's dtype and device. Works on FSDP2-sharded (DTensor) parameters too, where each
+        rank keeps its shard of the same full values.
         """
         generator = torch.Generator(device="cpu").manual_seed(seed)
         with torch.no_grad():
@@ -756,7 +757,22 @@ class Transformer(nn.Module):
                 else:
                     value = torch.empty(param.shape, dtype=torch.float32, device="cpu")
                     value.normal_(0.0, std, generator=generator)
-                param.copy_(value)
+                param.copy_(_like_param(value, param))
+
+
+def _like_param(value: Tensor, param: Tensor) -> Tensor:
+    """``value`` (the full tensor) in the form ``param`` holds: its shard for an FSDP2 DTensor.
+
+    Every rank draws the same full tensor, so each keeps its own shard without communication.
+    """
+    if torch.distributed.is_available():
+        from torch.distributed.tensor import DTensor, distribute_tensor
+
+        if isinstance(param, DTensor):
+            return distribute_tensor(
+                value.to(param.device), param.device_mesh, param.placements, src_data_rank=None
+            )
+    return value
 
 
 def fsdp_wrap_policy() -> Callable[..., bool]:

@@ -358,7 +358,7 @@ def test_sigkill_mid_write_then_rerun(good_raw: Path, other_raw: Path, tmp_path:
 def test_concurrent_conversions_never_interleave(good_raw: Path, tmp_path: Path) -> None:
     dirs = ModelDirs(tmp_path / "out")
     expected = _convert(good_raw, ModelDirs(tmp_path / "reference")).sha256
-    first = _spawn(_subprocess_code(good_raw, dirs.root, delay=0.1))
+    first = _spawn(_subprocess_code(good_raw, dirs.root, delay=0.05))
     assert first.stdout is not None
     for line in first.stdout:
         if line.startswith("tensor 1/"):
