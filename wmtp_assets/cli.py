@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import dagster as dg
 
@@ -18,7 +19,9 @@ from wmtp_assets.graph_runs import (
     materialize_everything,
     verify_everything,
 )
+from wmtp_assets.reports import write_inventory_markdown
 from wmtp_assets.settings import Settings
+from wmtp_assets.validate.inventory import inventory
 
 
 def _instance() -> dg.DagsterInstance:
@@ -65,6 +68,18 @@ def verify(settings: Settings) -> int:
     return 1 if failed else 0
 
 
+def report(settings: Settings) -> int:
+    """Write docs/asset_inventory.md from what is stored and a fresh run of every check."""
+    layout = Layout(settings.storage_root)
+    rows = inventory(layout)
+    with _instance() as instance:
+        checks = verify_everything(settings, instance)
+    path = write_inventory_markdown(Path("docs") / "asset_inventory.md", layout, rows, checks)
+    failed = sum(not c.passed for c in checks)
+    print(f"wrote {path}: {len(rows)} files, {len(checks)} checks, {failed} failed")
+    return 1 if failed else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wmtp-assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -74,9 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser(
         "verify", help="rerun every asset check over everything stored; non-zero on any failure"
     )
+    commands.add_parser(
+        "report", help="write docs/asset_inventory.md (files, sizes, SHA256, counts, checks)"
+    )
     args = parser.parse_args(argv)
     settings = Settings.from_env()
-    return {"demo": demo, "verify": verify}[args.command](settings)
+    return {"demo": demo, "verify": verify, "report": report}[args.command](settings)
 
 
 if __name__ == "__main__":

@@ -65,6 +65,7 @@ def _make_check(
         asset=key,
         name=name,
         blocking=name in BLOCKING,
+        pool="gpu" if name == "forward_pass" else None,
         description=(getattr(mc, name).__doc__ or "").strip(),
     )
     def _check(

@@ -264,7 +264,7 @@ class ModelArgs(BaseModel):
     def from_params_json(
         cls, path: str | os.PathLike[str], vocab_size: int | None = None
     ) -> ModelArgs:
-        """Read Meta's ``params.json`` (and the plan's ``rms_norm_eps``/``max_position_embeddings``).
+        """Read Meta's ``params.json`` (also the plan's aliases for norm_eps and max_seq_len).
 
         ``vocab_size`` is the tokenizer's: it fills a file's ``"vocab_size": -1`` (Llama-2
         convention) and must agree with an explicit value. ``max_batch_size`` is inference-only and

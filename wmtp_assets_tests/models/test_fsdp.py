@@ -36,9 +36,7 @@ N_BLOCKS = ARGS.n_trunk_layers + ARGS.n_extra_heads
 def process_group(tmp_path: Path) -> Iterator[None]:
     assert not dist.is_initialized(), "another test left a process group behind"
     backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
-    dist.init_process_group(
-        backend, init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1
-    )
+    dist.init_process_group(backend, init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
     try:
         yield
     finally:
