@@ -51,6 +51,7 @@ class HfCheckpointMismatchError(ValueError):
         missing: list[str],
         unexpected: list[str],
         mis_shaped: dict[str, tuple[tuple[int, ...], tuple[int, ...]]],
+        files: Mapping[str, str],
     ) -> None:
         self.missing = missing
         self.unexpected = unexpected
@@ -59,10 +60,14 @@ class HfCheckpointMismatchError(ValueError):
         if missing:
             parts.append(f"missing {len(missing)}: {missing[:20]}")
         if unexpected:
-            parts.append(f"unexpected {len(unexpected)}: {unexpected[:20]}")
+            shown = [f"{n} (in {files[n]})" for n in unexpected[:20]]
+            parts.append(f"unexpected {len(unexpected)}: {shown}")
         if mis_shaped:
-            shown = [f"{n} is {a}, config implies {e}" for n, (a, e) in list(mis_shaped.items())]
-            parts.append(f"mis-shaped {len(mis_shaped)}: {shown[:20]}")
+            shown = [
+                f"{n} (in {files[n]}) is {a}, config implies {e}"
+                for n, (a, e) in list(mis_shaped.items())[:20]
+            ]
+            parts.append(f"mis-shaped {len(mis_shaped)}: {shown}")
         super().__init__(f"{source}: tensors do not match config.json; " + "; ".join(parts))
 
 
@@ -102,7 +107,8 @@ def _validate(
     missing = sorted(set(expected) - set(keep))
     unexpected = sorted(set(keep) - set(expected))
     if missing or unexpected or mis_shaped:
-        raise HfCheckpointMismatchError(source, missing, unexpected, mis_shaped)
+        files = {n: checkpoint.source_of(n).name for n in keep}
+        raise HfCheckpointMismatchError(source, missing, unexpected, mis_shaped, files)
     require_float_sources(specs, source)
     return keep, dropped
 

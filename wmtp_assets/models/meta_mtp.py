@@ -31,7 +31,7 @@ import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import torch
 import torch.nn.functional as F
@@ -169,8 +169,8 @@ class ModelArgs(BaseModel):
 
     Strictly typed (``"4096"`` or ``true`` is not an int). ``n_kv_heads`` left at None is stored
     as ``n_heads``, so two args describing the same model compare equal whatever file they came
-    from. Construction via ``ModelArgs(...)``, ``from_params_json`` or ``from_hf_config`` raises
-    ``ModelArgsError`` naming every bad field.
+    from. Construction via ``ModelArgs(...)``, ``model_validate``, ``from_params_json`` or
+    ``from_hf_config`` raises ``ModelArgsError`` naming every bad field.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
@@ -187,9 +187,19 @@ class ModelArgs(BaseModel):
     n_future_tokens: PositiveInt = 1
     max_seq_len: PositiveInt = 2048
 
-    def __init__(self, /, **data: Any) -> None:
+    if not TYPE_CHECKING:  # keep pydantic's typed signature for type checkers and IDEs
+
+        def __init__(self, /, **data: Any) -> None:
+            try:
+                super().__init__(**data)
+            except ValidationError as exc:
+                raise ModelArgsError(_problems_from(exc)) from exc
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> ModelArgs:
+        """Pydantic's ``model_validate``, raising ``ModelArgsError`` like the constructor."""
         try:
-            super().__init__(**data)
+            return super().model_validate(obj, *args, **kwargs)
         except ValidationError as exc:
             raise ModelArgsError(_problems_from(exc)) from exc
 

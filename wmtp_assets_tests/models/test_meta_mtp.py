@@ -301,6 +301,11 @@ def test_init_weights_is_deterministic() -> None:
             assert not torch.equal(value, other.state_dict()[key]), key
         else:
             assert torch.equal(value, torch.ones_like(value)), key
+    generator = torch.Generator().manual_seed(7)  # the contract: sorted names, one CPU stream
+    for name, shape in sorted(expected_state_dict_shapes(first.args).items()):
+        if len(shape) == 2:
+            drawn = torch.empty(shape).normal_(0.0, STD, generator=generator)
+            assert torch.equal(first.state_dict()[name], drawn), name
     half = Transformer(first.args).to(torch.float16)
     half.init_weights(7, std=STD)
     assert torch.equal(half.output.weight, first.output.weight.half())
@@ -415,6 +420,8 @@ def test_direct_construction_errors_name_fields() -> None:
     assert info.value.fields == ["dim", "vocab_size"]
     with pytest.raises(ModelArgsError, match="unknown field"):
         ModelArgs(dim=8, n_layers=2, n_heads=4, vocab_size=1, hidden=3)
+    with pytest.raises(ModelArgsError, match="n_future_tokens"):
+        ModelArgs.model_validate({**BASE, "n_future_tokens": 4})
 
 
 def test_hf_config_round_trips(tmp_path: Path) -> None:
