@@ -58,7 +58,7 @@ def demo(settings: Settings) -> int:
 def verify(settings: Settings) -> int:
     """Rerun every check over what is stored; print a table; non-zero if any check failed."""
     with _instance() as instance:
-        rows = verify_everything(settings, instance)
+        rows = verify_everything(settings, instance).rows
     if not rows:
         print(f"nothing stored under {settings.storage_root}: no checks to run", file=sys.stderr)
         return 1
@@ -73,7 +73,7 @@ def report(settings: Settings) -> int:
     layout = Layout(settings.storage_root)
     rows = inventory(layout)
     with _instance() as instance:
-        checks = verify_everything(settings, instance)
+        checks = verify_everything(settings, instance).rows
     path = write_inventory_markdown(Path("docs") / "asset_inventory.md", layout, rows, checks)
     failed = sum(not c.passed for c in checks)
     print(f"wrote {path}: {len(rows)} files, {len(checks)} checks, {failed} failed")

@@ -176,12 +176,33 @@ def _stored_partition(layout: Layout, key: str) -> bool:
     return split_stats_path(layout.dataset(part.dataset), part.split).is_file()
 
 
-def verify_everything(settings: Settings, instance: dg.DagsterInstance) -> list[CheckRow]:
+class Revalidation(BaseModel):
+    """Check results of a revalidation and which of its runs failed (``"models"`` or a key)."""
+
+    rows: list[CheckRow]
+    failed_runs: list[str]
+
+
+def verify_everything(
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    models: Sequence[str] | None = None,
+    partitions: Sequence[str] | None = None,
+) -> Revalidation:
     """Rerun every check over every stored artifact and partition (the ``revalidate`` job's
-    runs, in-process); artifacts not stored yet are skipped, not failed."""
+    runs, in-process), or only over the named models (``micro_mtp``) and partitions; artifacts
+    not stored yet are skipped, not failed."""
     layout = Layout(settings.storage_root)
-    model_keys = [k for k in MODEL_CHECK_KEYS if _stored_model(layout, k.asset_key)]
-    partitions = [k for k in PARTITION_KEYS if _stored_partition(layout, k)]
+    model_keys = [
+        k
+        for k in MODEL_CHECK_KEYS
+        if _stored_model(layout, k.asset_key) and (models is None or k.asset_key.path[1] in models)
+    ]
+    partitions = [
+        k
+        for k in PARTITION_KEYS
+        if _stored_partition(layout, k) and (partitions is None or k in partitions)
+    ]
     plans: list[tuple[str, list[dg.AssetCheckKey], dict[str, str]]] = []
     if model_keys:
         plans.append(("", model_keys, dict(REVALIDATION_TAGS)))
@@ -190,6 +211,7 @@ def verify_everything(settings: Settings, instance: dg.DagsterInstance) -> list[
         for key in partitions
     ]
     rows: list[CheckRow] = []
+    failed_runs: list[str] = []
     for partition, keys, tags in plans:
         job = dg.define_asset_job(REVALIDATE_JOB, selection=dg.AssetSelection.checks(*keys))
         defs = dg.Definitions(
@@ -201,6 +223,8 @@ def verify_everything(settings: Settings, instance: dg.DagsterInstance) -> list[
         result = defs.resolve_job_def(REVALIDATE_JOB).execute_in_process(
             instance=instance, tags=tags, raise_on_error=False
         )
+        if not result.success:
+            failed_runs.append(partition or "models")
         evaluated = {(e.asset_key, e.check_name) for e in result.get_asset_check_evaluations()}
         rows += [
             CheckRow(
@@ -223,7 +247,7 @@ def verify_everything(settings: Settings, instance: dg.DagsterInstance) -> list[
             for k in keys
             if (k.asset_key, k.name) not in evaluated
         ]
-    return rows
+    return Revalidation(rows=rows, failed_runs=failed_runs)
 
 
 def format_check_table(rows: Sequence[CheckRow]) -> str:

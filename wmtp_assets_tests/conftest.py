@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
+from wmtp_assets.cli import demo
 from wmtp_assets.demo.mirror import DemoMirror, build_demo_mirror
+from wmtp_assets.files.hashing import sha256_file
+from wmtp_assets.files.layout import Layout
 from wmtp_assets.settings import Settings
 
 
@@ -23,3 +27,26 @@ def demo_settings(demo_mirror: DemoMirror, tmp_path: Path) -> Settings:
         tokenizer_sha256=demo_mirror.tokenizer_sha256,
         device="cpu",
     )
+
+
+@pytest.fixture(scope="session")
+def demo_storage(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A storage root filled by ``wmtp-assets demo`` itself (which must exit 0), built once.
+
+    Tests that modify stored files copy it first (``copied_demo_storage``).
+    """
+    root = tmp_path_factory.mktemp("demo") / "storage"
+    settings = Settings(storage_root=root, device="cpu")
+    assert demo(settings) == 0
+    mirror_tokenizer = sha256_file(Layout(root).demo_mirror / ".demo_tokenizer.model")
+    return settings.model_copy(
+        update={"mirror": Layout(root).demo_mirror, "tokenizer_sha256": mirror_tokenizer}
+    )
+
+
+@pytest.fixture
+def copied_demo_storage(demo_storage: Settings, tmp_path: Path) -> Settings:
+    """A private copy of the demo storage that a test may corrupt."""
+    root = tmp_path / "storage"
+    shutil.copytree(demo_storage.storage_root, root, symlinks=True)
+    return demo_storage.model_copy(update={"storage_root": root})

@@ -144,7 +144,8 @@ def _palindrome_problem(name: str, source: int, *, with_edge_cases: bool) -> dic
         solutions += [(PYTHON3, _too_long_solution()), (PYTHON3, ""), (PYTHON3, "  \n")]
     return codecontests_row(
         name,
-        "For each of t strings, print YES if it reads the same backwards, NO otherwise.\n\n"
+        f"{name}: for each of t strings, print YES if it reads the same backwards, NO otherwise."
+        "\n\n"
         "Input\n\nThe first line contains t. Each of the next t lines holds a string of "
         "lowercase letters.\n\nOutput\n\nFor each string print YES or NO.\n",
         public_tests=tests,

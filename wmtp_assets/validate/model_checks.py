@@ -100,10 +100,16 @@ def values_are_finite(dirs: ModelDirs) -> CheckOutcome:
     return CheckOutcome.ok(f"{count} tensors, all values finite")
 
 
+def meta_args(dirs: ModelDirs) -> ModelArgs:
+    """Args from the stored params.json; a ``"vocab_size": -1`` takes the tokenizer's size."""
+    vocab = load_sentencepiece(dirs.tokenizer / "tokenizer.model").vocab_size()
+    return ModelArgs.from_params_json(dirs.configs / "params.json", vocab_size=vocab)
+
+
 def expected_shapes(dirs: ModelDirs, fmt: ModelFormat) -> dict[str, tuple[int, ...]]:
     """The keys and shapes the stored config implies."""
     if fmt == "meta":
-        return expected_state_dict_shapes(ModelArgs.from_params_json(dirs.configs / "params.json"))
+        return expected_state_dict_shapes(meta_args(dirs))
     config_path = dirs.configs / "config.json"
     if fmt == "meta_hf_config":
         return expected_state_dict_shapes(ModelArgs.from_hf_config(config_path))
@@ -151,7 +157,7 @@ def configs_agree(dirs: ModelDirs, fmt: ModelFormat) -> CheckOutcome:
     if fmt == "meta":
         params = json.loads((dirs.configs / "params.json").read_text())
         adapter = yaml.safe_load((dirs.configs / "meta_adapter.yaml").read_text())
-        args = ModelArgs.from_params_json(dirs.configs / "params.json")
+        args = meta_args(dirs)
         sources["params.json"] = {
             "dim": params["dim"],
             "n_layers": params["n_layers"],
@@ -243,7 +249,7 @@ def forward_pass(dirs: ModelDirs, fmt: ModelFormat, device: str, seq_len: int = 
         expected: tuple[int, ...] = (1, seq_len, vocab)
     else:
         args = (
-            ModelArgs.from_params_json(dirs.configs / "params.json")
+            meta_args(dirs)
             if fmt == "meta"
             else ModelArgs.from_hf_config(dirs.configs / "config.json")
         )
