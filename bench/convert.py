@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from pydantic import BaseModel
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
@@ -85,7 +87,15 @@ def warm(path: Path) -> None:
             pass
 
 
-def run_method(method: str, raw: Path, out: Path) -> dict[str, object]:
+class MethodResult(BaseModel):
+    method: str
+    seconds: float
+    cpu_seconds: float
+    peak_rss_mb: float
+    sha256: str | None
+
+
+def run_method(method: str, raw: Path, out: Path) -> MethodResult:
     """Run one method in this (fresh) process; return timing, output hash and peak RSS."""
     import torch
     from safetensors.torch import save_file
@@ -97,6 +107,8 @@ def run_method(method: str, raw: Path, out: Path) -> dict[str, object]:
 
     source = raw / "7B_1T_4" / "consolidated.pth"
     sha256 = None
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_before = before.ru_utime + before.ru_stime
     start = time.perf_counter()
     if method == "a":
         report = convert_meta_mtp(
@@ -125,8 +137,14 @@ def run_method(method: str, raw: Path, out: Path) -> dict[str, object]:
         with open(dest, "rb+") as fh:
             os.fsync(fh.fileno())
         seconds = time.perf_counter() - start
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"method": method, "seconds": seconds, "peak_rss_mb": peak_kb / 1024, "sha256": sha256}
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return MethodResult(
+        method=method,
+        seconds=seconds,
+        cpu_seconds=usage.ru_utime + usage.ru_stime - cpu_before,
+        peak_rss_mb=usage.ru_maxrss / 1024,
+        sha256=sha256,
+    )
 
 
 def _child(args: argparse.Namespace, method: str) -> str:
@@ -149,7 +167,7 @@ def main() -> None:
         return
     if args.run_method:
         result = run_method(args.run_method, raw, args.workdir / f"out-{args.run_method}")
-        print(json.dumps(result))
+        print(result.model_dump_json())
         return
 
     source = raw / "7B_1T_4" / "consolidated.pth"
@@ -162,31 +180,31 @@ def main() -> None:
             flush=True,
         )
     size = source.stat().st_size
-    results: dict[str, dict[str, object]] = {}
+    results: dict[str, MethodResult] = {}
     for method in ("c", "a", "b"):
         shutil.rmtree(args.workdir / f"out-{method}", ignore_errors=True)
         warm(source)
-        results[method] = json.loads(_child(args, method).strip().splitlines()[-1])
+        output = _child(args, method).strip().splitlines()[-1]
+        results[method] = MethodResult.model_validate_json(output)
         shutil.rmtree(args.workdir / f"out-{method}", ignore_errors=True)
         print(f"{method}: {results[method]}", flush=True)
     if not args.keep_source:
         shutil.rmtree(raw)
 
-    base = float(results["c"]["seconds"])  # type: ignore[arg-type]
-    same = results["a"]["sha256"] == results["b"]["sha256"]
+    base = results["c"].seconds
+    same = results["a"].sha256 == results["b"].sha256
     print(
         f"\nblocks={args.blocks}, source {size / 1e9:.2f} GB fp32, output {size / 2e9:.2f} GB fp16"
     )
-    print("| method | wall s | vs (c) | peak RSS MB | output SHA256 (a) == (b) |")
-    print("|---|---:|---:|---:|---|")
+    print("| method | wall s | vs (c) | CPU s | peak RSS MB | output SHA256 (a) == (b) |")
+    print("|---|---:|---:|---:|---:|---|")
     for method in ("a", "b", "c"):
         r = results[method]
-        seconds = float(r["seconds"])  # type: ignore[arg-type]
         equal = ("yes" if same else "NO") if method in "ab" else "-"
         print(
-            f"| ({method}) {METHODS[method]} | {seconds:.1f} | {seconds / base:.2f}x | "
-            f"{float(r['peak_rss_mb']):.0f} | {equal} |"
-        )  # type: ignore[arg-type]
+            f"| ({method}) {METHODS[method]} | {r.seconds:.1f} | {r.seconds / base:.2f}x | "
+            f"{r.cpu_seconds:.1f} | {r.peak_rss_mb:.0f} | {equal} |"
+        )
 
 
 if __name__ == "__main__":

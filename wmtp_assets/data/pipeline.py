@@ -8,10 +8,12 @@ test columns are most of its 7.5 GB and are never read) -> ``to_rows`` -> conver
 Memory is one batch (plus what pyarrow holds of the row group being decoded), never the split;
 the only per-split state is 8 bytes per kept record of index line numbers and lengths.
 
-Units run on a ``ProcessPoolExecutor`` (``spawn``: safe under Dagster's threads) when there is
-more than one, each tokenizing with ``workers // processes`` threads; one unit (valid/test, MBPP,
-HumanEval) runs in-process with ``workers`` tokenizer threads. The parent then appends the parts
-in unit order, so the JSONL and the index do not depend on the worker count or on timing.
+Units run on a ``ProcessPoolExecutor`` (``spawn``: safe under Dagster's threads; a script that
+calls this needs the usual ``if __name__ == "__main__":`` guard) when there is more than one, each
+tokenizing with ``workers // processes`` threads; one unit (valid/test, MBPP, HumanEval) runs
+in-process with ``workers`` tokenizer threads. The parent appends each unit's part to the split's
+JSONL in unit order as soon as it and the units before it are done (hashing it on the way), so the
+output does not depend on the worker count or on timing, and the copy overlaps the work.
 
 Problem keys are made up front from the key column alone (a cheap read), because CodeContests
 names repeat across shards and the ``#k`` disambiguation must follow split row order.
@@ -36,11 +38,12 @@ index without problems and stats of zeros.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import time
-from collections.abc import Sequence
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -53,7 +56,7 @@ from pydantic_core import PydanticSerializationError
 from wmtp_assets.data.arrow_rows import has_invalid_text, to_rows
 from wmtp_assets.data.convert_base import BadKeyError, ConvertedProblem, Converter
 from wmtp_assets.data.converters import CONVERTERS
-from wmtp_assets.data.jsonl_writer import BUFFER, JsonlWriter, concatenate
+from wmtp_assets.data.jsonl_writer import BUFFER, Concatenation, JsonlWriter
 from wmtp_assets.data.partitions import Partition
 from wmtp_assets.data.problem_index import IndexBuilder, IndexHeader
 from wmtp_assets.data.schema import write_schema
@@ -123,7 +126,6 @@ class _Unit:
 @dataclass
 class _UnitResult:
     lines: int
-    sha256: str
     stats: StatsAccumulator
     index: IndexBuilder
 
@@ -183,7 +185,7 @@ def process_split(
                 row_groups=row_groups,
                 first_row=first_row,
                 keys=keys,
-                part=str(jsonl_tmp if len(plan) == 1 else staging.scratch(jsonl)),
+                part=str(staging.scratch(jsonl)),
                 tokenizer=str(tokenizer_path),
                 tokenizer_sha256=tokenizer_sha256,
                 threads=max(1, workers // processes),
@@ -192,18 +194,16 @@ def process_split(
             )
             for file, row_groups, first_row, keys in plan
         ]
-        results = _run_units(units, processes)
-
         stats, index, line_offset = StatsAccumulator(max_tokens), IndexBuilder(), 0
-        for result in results:
-            stats.merge(result.stats)
-            index.extend(result.index, line_offset)
-            line_offset += result.lines
-        if len(units) == 1:
-            jsonl_sha256 = results[0].sha256
-        else:
-            with open(jsonl_tmp, "wb", buffering=BUFFER) as out:
-                jsonl_sha256 = concatenate((Path(u.part) for u in units), out)
+        results = _results_in_order(units, processes)
+        with contextlib.closing(results), open(jsonl_tmp, "xb", buffering=BUFFER) as out:
+            joined = Concatenation(out)
+            for unit, result in zip(units, results, strict=True):
+                stats.merge(result.stats)
+                index.extend(result.index, line_offset)
+                line_offset += result.lines
+                joined.append(Path(unit.part))
+        jsonl_sha256 = joined.sha256
 
         header = IndexHeader(
             dataset=part.dataset,
@@ -349,20 +349,28 @@ def _plan_units(
     return plan
 
 
-def _run_units(units: list[_Unit], processes: int) -> list[_UnitResult]:
-    """Results in unit order; the first failure cancels what has not started and is raised."""
+def _results_in_order(units: list[_Unit], processes: int) -> Iterator[_UnitResult]:
+    """Each unit's result in unit order, as soon as it and those before it are done, so the
+    parent appends parts while later units still run. The first failure of any unit cancels
+    what has not started and is raised; so does the consumer stopping early."""
     if processes == 1:
-        return [_run_unit(unit) for unit in units]
+        yield from map(_run_unit, units)
+        return
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(processes, mp_context=context) as pool:
         futures = [pool.submit(_run_unit, unit) for unit in units]
-        wait(futures, return_when=FIRST_EXCEPTION)
-        failed = [f for f in futures if f.done() and not f.cancelled() and f.exception()]
-        if failed:
+        try:
+            pending, head = set(futures), 0
+            while head < len(futures):
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    future.result()  # raises the unit's error now, not when its turn comes
+                while head < len(futures) and futures[head].done():
+                    yield futures[head].result()
+                    head += 1
+        finally:
             for future in futures:
                 future.cancel()
-            failed[0].result()
-        return [f.result() for f in futures]
 
 
 @lru_cache(maxsize=4)
@@ -396,7 +404,7 @@ def _run_unit(unit: _Unit) -> _UnitResult:
                 _emit(problem, verdicts, writer, stats, index)
     if done != len(unit.keys):
         raise DataError(f"{unit.file}: read {done} rows, expected {len(unit.keys)}")
-    return _UnitResult(writer.lines, writer.sha256, stats, index)
+    return _UnitResult(writer.lines, stats, index)
 
 
 def _convert(
