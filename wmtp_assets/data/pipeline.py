@@ -42,7 +42,7 @@ import contextlib
 import multiprocessing
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import date
@@ -349,7 +349,7 @@ def _plan_units(
     return plan
 
 
-def _results_in_order(units: list[_Unit], processes: int) -> Iterator[_UnitResult]:
+def _results_in_order(units: list[_Unit], processes: int) -> Generator[_UnitResult, None, None]:
     """Each unit's result in unit order, as soon as it and those before it are done, so the
     parent appends parts while later units still run. The first failure of any unit cancels
     what has not started and is raised; so does the consumer stopping early."""

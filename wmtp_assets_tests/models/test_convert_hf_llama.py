@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import transformers
 from safetensors.torch import load_file
 
 from wmtp_assets.files.hashing import read_sha256sums, sha256_file
@@ -17,8 +18,6 @@ from wmtp_assets.models.fp16_cast import Float16RangeError
 from wmtp_assets.models.hf_llama import HFConfigError
 from wmtp_assets.models.tokenizer_files import load_sentencepiece, write_tokenizer_folder
 from wmtp_assets_tests.models.checkpoint_fixtures import make_tokenizer
-
-transformers = pytest.importorskip("transformers")
 
 REFERENCE_SHA = "ab" * 32
 TOKENS = torch.tensor([[1, 5, 77, 300, 12, 9, 400, 2]])
