@@ -11,6 +11,7 @@ from typing import Any
 
 import dagster as dg
 
+from wmtp_assets.defs.k8s import k8s_op_tags
 from wmtp_assets.defs.metadata import files_table
 from wmtp_assets.defs.model_assets import GROUP, META_RAW, TOKENIZER
 from wmtp_assets.defs.model_checks import model_checks
@@ -87,6 +88,7 @@ def _convert_or_reuse(
     group_name=GROUP,
     kinds={"huggingface"},
     pool="download",
+    op_tags=k8s_op_tags("download"),
     description="Sheared-LLaMA-2.7B float32 shards, index, config and tokenizer files.",
 )
 def sheared_raw(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.MaterializeResult:
@@ -108,6 +110,7 @@ def sheared_raw(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.Mat
     group_name=GROUP,
     kinds={"pytorch", "safetensors"},
     code_version=CONVERSION_CODE_VERSION,
+    op_tags=k8s_op_tags("convert"),
     description="7B_1T_4 in float16 safetensors with Meta key names, configs, metadata.json.",
 )
 def meta_safetensors(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.MaterializeResult:
@@ -124,6 +127,7 @@ def meta_safetensors(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> d
     group_name=GROUP,
     kinds={"pytorch", "safetensors"},
     code_version=CONVERSION_CODE_VERSION,
+    op_tags=k8s_op_tags("convert"),
     description="Sheared-LLaMA-2.7B merged into one float16 safetensors with HF key names; "
     "safetensors/ is a from_pretrained folder.",
 )

@@ -10,6 +10,7 @@ import dagster as dg
 from wmtp_assets.data.partitions import PARTITION_KEYS, Partition
 from wmtp_assets.data.pipeline import process_split
 from wmtp_assets.data.small_subset import build_small_subset
+from wmtp_assets.defs.k8s import k8s_op_tags
 from wmtp_assets.defs.model_assets import TOKENIZER
 from wmtp_assets.defs.raw_fetch import fetch_raw
 from wmtp_assets.defs.resources import WmtpResource
@@ -32,6 +33,7 @@ PIPELINE_CODE_VERSION = "alpaca-v1"
     partitions_def=PARTITIONS,
     kinds={"huggingface", "parquet"},
     pool="download",
+    op_tags=k8s_op_tags("download"),
     description="The split's upstream parquet shards at the pinned revision, SHA256-verified.",
 )
 def datasets_raw(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.MaterializeResult:

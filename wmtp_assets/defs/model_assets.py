@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from wmtp_assets.defs.k8s import k8s_op_tags
 from wmtp_assets.defs.metadata import file_entries, files_table
 from wmtp_assets.defs.model_checks import model_checks
 from wmtp_assets.defs.raw_fetch import fetch_raw
@@ -29,6 +30,7 @@ MICRO_REF = dg.AssetKey(["models", "micro_ref"])
     group_name=GROUP,
     kinds={"huggingface"},
     pool="download",
+    op_tags=k8s_op_tags("download"),
     description="Meta 7B_1T_4 checkpoint, params.json and tokenizer.model, exact upstream bytes.",
 )
 def meta_llama_mtp_raw(

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 import dagster as dg
 
 from wmtp_assets.defs.check_results import report_outcome
+from wmtp_assets.defs.k8s import k8s_op_tags
 from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.files.layout import ModelDirs
 from wmtp_assets.validate import model_checks as mc
@@ -66,6 +67,7 @@ def _make_check(
         name=name,
         blocking=name in BLOCKING,
         pool="gpu" if name == "forward_pass" else None,
+        op_tags=k8s_op_tags("gpu_check") if name == "forward_pass" else None,
         description=(getattr(mc, name).__doc__ or "").strip(),
     )
     def _check(

@@ -1,0 +1,96 @@
+"""Kubernetes pod resources for the heavy steps, as ``dagster-k8s/config`` op tags.
+
+On Kubernetes (``deploy/k8s/``) the code location runs with dagster-k8s's ``k8s_job_executor``,
+which gives every step its own pod and reads that pod's container resources and scheduling from
+the step's ``dagster-k8s/config`` op tag. ``k8s_op_tags(kind)`` returns that tag for three kinds
+of step:
+
+- ``"gpu_check"``: the ``forward_pass`` checks (pool ``gpu``), the only steps that run CUDA:
+  one ``nvidia.com/gpu`` and a toleration for the usual GPU-node taint.
+- ``"convert"``: the float16 conversions (``models/*/safetensors``). They stream tensors on the
+  CPU (mmap read, cast, write; no CUDA), so they get CPU and memory, not a GPU: a GPU request
+  would hold a GPU idle for the whole conversion.
+- ``"download"``: the Hub fetches (pool ``download``): small CPU and memory.
+
+The tags are only emitted when the environment variable ``WMTP_K8S`` is ``1`` (the Helm values
+set it on the code server and, through ``includeConfigInLaunchedRuns``, on run and step pods).
+Without it ``k8s_op_tags`` returns ``{}``, so local runs, tests and ``dagster asset
+materialize`` on a GPU node carry no Kubernetes tags at all. The variable is read when the
+definitions are built, i.e. once per process.
+
+``k8s_executor()`` is the matching executor: ``dagster_k8s.k8s_job_executor`` under
+``WMTP_K8S=1`` (dagster-k8s must then be installed, as in the deployment image), else ``None``
+(Dagster's default executor).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any, Literal
+
+import dagster as dg
+
+StepKind = Literal["convert", "gpu_check", "download"]
+
+K8S_ENV = "WMTP_K8S"
+K8S_CONFIG_TAG = "dagster-k8s/config"
+
+_GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+
+# Sized for the real checkpoints: the 7B float16 forward pass holds ~14 GB of weights on the GPU
+# and reads them through host memory; a conversion keeps one tensor at a time in memory plus the
+# page cache of the mmapped checkpoint.
+_POD_CONFIG: dict[StepKind, dict[str, Any]] = {
+    "gpu_check": {
+        "container_config": {
+            "resources": {
+                "requests": {"cpu": "4", "memory": "32Gi"},
+                "limits": {"memory": "64Gi", "nvidia.com/gpu": 1},
+            }
+        },
+        "pod_spec_config": {"tolerations": [_GPU_TOLERATION]},
+    },
+    "convert": {
+        "container_config": {
+            "resources": {
+                "requests": {"cpu": "4", "memory": "16Gi"},
+                "limits": {"memory": "32Gi"},
+            }
+        },
+    },
+    "download": {
+        "container_config": {
+            "resources": {
+                "requests": {"cpu": "1", "memory": "2Gi"},
+                "limits": {"memory": "8Gi"},
+            }
+        },
+    },
+}
+
+
+def k8s_enabled() -> bool:
+    """Whether this process builds definitions for Kubernetes (``WMTP_K8S=1``)."""
+    return os.environ.get(K8S_ENV) == "1"
+
+
+def k8s_op_tags(kind: StepKind) -> dict[str, Any]:
+    """The ``dagster-k8s/config`` op tag for a step of ``kind``; ``{}`` unless ``WMTP_K8S=1``."""
+    if not k8s_enabled():
+        return {}
+    return {K8S_CONFIG_TAG: copy.deepcopy(_POD_CONFIG[kind])}
+
+
+def k8s_executor() -> dg.ExecutorDefinition | None:
+    """``dagster_k8s.k8s_job_executor`` under ``WMTP_K8S=1``, else ``None`` (the default)."""
+    if not k8s_enabled():
+        return None
+    try:
+        from dagster_k8s import k8s_job_executor
+    except ImportError as exc:
+        raise ImportError(
+            f"{K8S_ENV}=1 runs every step as a Kubernetes job and needs dagster-k8s: "
+            "pip install 'dagster-k8s>=0.29,<0.30'"
+        ) from exc
+    return k8s_job_executor
