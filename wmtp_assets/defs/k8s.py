@@ -19,8 +19,9 @@ materialize`` on a GPU node carry no Kubernetes tags at all. The variable is rea
 definitions are built, i.e. once per process.
 
 ``k8s_executor()`` is the matching executor: ``dagster_k8s.k8s_job_executor`` under
-``WMTP_K8S=1`` (dagster-k8s must then be installed, as in the deployment image), else ``None``
-(Dagster's default executor).
+``WMTP_K8S_EXECUTOR=1`` (set beside ``WMTP_K8S`` in the Helm values; dagster-k8s must then be
+installed, as in the deployment image: ``pip install '.[k8s]'``), else ``None`` (Dagster's
+default executor).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import dagster as dg
 StepKind = Literal["convert", "gpu_check", "download"]
 
 K8S_ENV = "WMTP_K8S"
+K8S_EXECUTOR_ENV = "WMTP_K8S_EXECUTOR"
 K8S_CONFIG_TAG = "dagster-k8s/config"
 
 _GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
@@ -83,8 +85,13 @@ def k8s_op_tags(kind: StepKind) -> dict[str, Any]:
 
 
 def k8s_executor() -> dg.ExecutorDefinition | None:
-    """``dagster_k8s.k8s_job_executor`` under ``WMTP_K8S=1``, else ``None`` (the default)."""
-    if not k8s_enabled():
+    """``dagster_k8s.k8s_job_executor`` under ``WMTP_K8S_EXECUTOR=1``, else ``None``.
+
+    A separate switch from the tags because dagster-k8s lags dagster's releases (and pins an
+    older dagster): it is installed only in the deployment image (extra ``k8s``), while the
+    tags can be checked anywhere.
+    """
+    if os.environ.get(K8S_EXECUTOR_ENV) != "1":
         return None
     try:
         from dagster_k8s import k8s_job_executor
