@@ -156,7 +156,8 @@ def process_split(
     converter = CONVERTERS[part.dataset]
     files = sorted((Path(f) for f in raw_files), key=lambda p: p.name)
     if not files:
-        raise ValueError(f"{part}: no upstream parquet files given (pattern {_pattern(part)})")
+        pattern = part.spec.file_pattern(part.split)
+        raise ValueError(f"{part}: no upstream parquet files given (pattern {pattern})")
     for file in files:
         check_columns(file, converter.columns)
     tokenizer_sha256 = sha256_file(tokenizer_path)
@@ -164,7 +165,7 @@ def process_split(
         raise TokenizerMismatchError(
             f"{tokenizer_path} has SHA256 {tokenizer_sha256}, expected {expected_tokenizer_sha256}"
         )
-    workers = workers or len(os.sched_getaffinity(0))
+    workers = workers or _available_cpus()
     split = part.split
     jsonl, index_path = dirs.jsonl(split), dirs.problem_index(split)
     stats_path = split_stats_path(dirs, split)
@@ -270,9 +271,9 @@ def judge(
     pending: list[tuple[int, int, int]] = []  # problem, candidate, tokens of instruction + input
     for i, problem in enumerate(problems):
         row: list[Verdict] = []
+        used = shared.get(i)
         for j, candidate in enumerate(problem.candidates):
             output = candidate.record.output
-            used = shared.get(i)
             if (
                 shared_bad[i]
                 or has_invalid_text(output, decoded_leniently)
@@ -302,8 +303,11 @@ def _serializable(record: BaseModel) -> bool:
     return True
 
 
-def _pattern(part: Partition) -> str:
-    return part.spec.file_pattern(part.split)
+def _available_cpus() -> int:
+    """CPUs this process may run on (its affinity where the OS has one, e.g. in a container)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _sweep_temporaries(dest: Path) -> None:
