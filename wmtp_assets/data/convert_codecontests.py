@@ -15,7 +15,7 @@ Field mapping (all of it lives here):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 
@@ -23,7 +23,7 @@ from wmtp_assets.data.convert_base import Candidate, ConvertedProblem, disambigu
 from wmtp_assets.data.records import CodeContestsMetadata, CodeContestsRecord
 from wmtp_assets.data.upstream_schema import CODECONTESTS_SCHEMA
 
-PYTHON_LANGUAGES = {1: "python2", 3: "python3"}
+PYTHON_LANGUAGES: dict[int, Literal["python2", "python3"]] = {1: "python2", 3: "python3"}
 MAX_PUBLIC_TESTS = 2
 INPUT_LAYOUT = (
     "Up to the first 2 public tests, each as 'Input:\\n<test input>Output:\\n<expected output>', "
@@ -84,17 +84,17 @@ def convert(row: Mapping[str, Any], key: str) -> ConvertedProblem:
     instruction = text(row["description"])
     problem_input = render_input(row["public_tests"])
     difficulty = row["difficulty"] or 0
-    shared = {
-        "has_tests": bool(problem_input),
-        "source": row["source"] or 0,
-        "difficulty": difficulty,
-        "name": text(row["name"]),
-        "problem_key": key,
-        "cf_rating": row["cf_rating"] or 0,
-    }
     metadata = {
-        lang: CodeContestsMetadata(language=language, **shared)  # type: ignore[arg-type]
-        for lang, language in PYTHON_LANGUAGES.items()
+        code: CodeContestsMetadata(
+            has_tests=bool(problem_input),
+            source=row["source"] or 0,
+            difficulty=difficulty,
+            language=language,
+            name=text(row["name"]),
+            problem_key=key,
+            cf_rating=row["cf_rating"] or 0,
+        )
+        for code, language in PYTHON_LANGUAGES.items()
     }
     candidates: list[Candidate] = []
     language_drops = 0

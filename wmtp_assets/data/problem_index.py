@@ -69,8 +69,8 @@ class _Entry:
     lengths: tuple[array[int], array[int]] = field(default_factory=lambda: (_lines(), _lines()))
 
     def shifted(self, offset: int) -> _Entry:
-        lines = tuple(array("I", (n + offset for n in a)) for a in self.lines)
-        return _Entry(self.key, self.difficulty, lines, self.lengths)  # type: ignore[arg-type]
+        correct, incorrect = (array("I", (n + offset for n in a)) for a in self.lines)
+        return _Entry(self.key, self.difficulty, (correct, incorrect), self.lengths)
 
     def to_json(self) -> str:
         body = {
