@@ -12,7 +12,6 @@ import dagster as dg
 from pydantic import BaseModel
 
 from wmtp_assets.data.partitions import PARTITION_KEYS, Partition
-from wmtp_assets.data.stats import split_stats_path
 from wmtp_assets.definitions import ALL_ASSETS, ALL_CHECKS
 from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.defs.revalidation import (
@@ -173,7 +172,7 @@ def _stored_model(layout: Layout, key: dg.AssetKey) -> bool:
 
 def _stored_partition(layout: Layout, key: str) -> bool:
     part = Partition.parse(key)
-    return split_stats_path(layout.dataset(part.dataset), part.split).is_file()
+    return layout.dataset(part.dataset).stats_file(part.split).is_file()
 
 
 class Revalidation(BaseModel):

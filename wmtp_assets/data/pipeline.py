@@ -65,7 +65,6 @@ from wmtp_assets.data.stats import (
     DropReason,
     SplitStats,
     StatsAccumulator,
-    split_stats_path,
     write_summary,
 )
 from wmtp_assets.data.token_count import TokenCounter
@@ -168,7 +167,7 @@ def process_split(
     workers = workers or _available_cpus()
     split = part.split
     jsonl, index_path = dirs.jsonl(split), dirs.problem_index(split)
-    stats_path = split_stats_path(dirs, split)
+    stats_path = dirs.stats_file(split)
 
     with (
         artifact_lock(dirs.root / ".locks" / split, timeout_s=lock_timeout_s),

@@ -272,14 +272,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def split_stats_path(dirs: DatasetDirs, split: str) -> Path:
-    return dirs.stats / f"{split}_stats.json"
-
-
-def summary_path(dirs: DatasetDirs, day: date) -> Path:
-    return dirs.stats / f"{day.isoformat()}_summary.json"
-
-
 def totals(splits: Iterable[SplitStats]) -> Totals:
     """Sums across splits; token-length figures from the merged exact counts."""
     splits = list(splits)
@@ -319,4 +311,4 @@ def write_summary(dirs: DatasetDirs, dataset: str, day: date | None = None) -> P
             splits=splits,
             totals=totals(splits.values()),
         )
-        return atomic_write_text(summary_path(dirs, day), summary.model_dump_json(indent=2) + "\n")
+        return atomic_write_text(dirs.summary_file(day), summary.model_dump_json(indent=2) + "\n")

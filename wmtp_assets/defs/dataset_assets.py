@@ -86,7 +86,7 @@ def datasets_processed(context: dg.AssetExecutionContext, wmtp: WmtpResource):
         part,
         part.files_in(dirs.raw),
         dirs,
-        layout.model("meta_llama_mtp").tokenizer / "tokenizer.model",
+        layout.shared_tokenizer,
         max_tokens=settings.max_tokens,
         expected_tokenizer_sha256=settings.tokenizer_sha256,
         lock_timeout_s=3600,

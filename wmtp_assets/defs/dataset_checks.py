@@ -24,7 +24,7 @@ Body = Callable[[WmtpResource, Partition], CheckOutcome]
 
 
 def _tokenizer(w: WmtpResource) -> Path:
-    return w.layout.model("meta_llama_mtp").tokenizer / "tokenizer.model"
+    return w.layout.shared_tokenizer
 
 
 CHECKS: list[tuple[dg.AssetKey, str, bool, Body]] = [

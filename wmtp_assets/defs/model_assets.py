@@ -1,5 +1,8 @@
 """Assets of group ``models``: raw downloads, the shared tokenizer and the micro models."""
 
+from collections.abc import Callable
+from pathlib import Path
+
 import dagster as dg
 
 from wmtp_assets.defs.k8s import k8s_op_tags
@@ -7,6 +10,7 @@ from wmtp_assets.defs.metadata import file_entries, files_table
 from wmtp_assets.defs.model_checks import model_checks
 from wmtp_assets.defs.raw_fetch import fetch_raw
 from wmtp_assets.defs.resources import WmtpResource
+from wmtp_assets.files.layout import ModelDirs
 from wmtp_assets.files.lock import artifact_lock
 from wmtp_assets.models.micro import (
     MICRO_CODE_VERSION,
@@ -67,23 +71,28 @@ def meta_llama_mtp_tokenizer(wmtp: WmtpResource) -> dg.MaterializeResult:
     )
 
 
-def _micro_result(build: MicroBuild, weights_path: str) -> dg.MaterializeResult:
-    meta = build.metadata
+def _build_micro(
+    wmtp: WmtpResource, model: str, build: Callable[[ModelDirs, Path, str], MicroBuild]
+) -> dg.MaterializeResult:
+    """Build one micro model from the shared tokenizer and describe it for the UI."""
+    dirs = wmtp.layout.model(model)
+    built = build(dirs, wmtp.layout.shared_tokenizer, wmtp.settings.tokenizer_sha256)
+    meta = built.metadata
     return dg.MaterializeResult(
         metadata={
-            "weights_path": dg.MetadataValue.path(weights_path),
-            "weights_sha256": dg.MetadataValue.text(build.weights_sha256),
+            "weights_path": dg.MetadataValue.path(str(dirs.weights)),
+            "weights_sha256": dg.MetadataValue.text(built.weights_sha256),
             "weights_size_bytes": dg.MetadataValue.int(
-                build.metadata.size_bytes["safetensors/model.safetensors"]
+                meta.size_bytes["safetensors/model.safetensors"]
             ),
-            "n_params": dg.MetadataValue.int(build.n_params),
-            "tensor_bytes": dg.MetadataValue.int(build.tensor_bytes),
+            "n_params": dg.MetadataValue.int(built.n_params),
+            "tensor_bytes": dg.MetadataValue.int(built.tensor_bytes),
             "dtype": dg.MetadataValue.text(meta.dtype),
             "vocab_size": dg.MetadataValue.int(meta.tokenizer.vocab_size),
             "tokenizer_sha256": dg.MetadataValue.text(meta.tokenizer.sha256),
             "files": files_table(meta.files, meta.size_bytes),
         },
-        data_version=dg.DataVersion(build.weights_sha256[:16]),
+        data_version=dg.DataVersion(built.weights_sha256[:16]),
     )
 
 
@@ -96,12 +105,7 @@ def _micro_result(build: MicroBuild, weights_path: str) -> dg.MaterializeResult:
     description="Micro MTP model: 4 layers, dim 512, 8 heads, 4 future tokens, float16, seeded.",
 )
 def micro_mtp(wmtp: WmtpResource) -> dg.MaterializeResult:
-    layout = wmtp.layout
-    tokenizer = layout.model("meta_llama_mtp").tokenizer / "tokenizer.model"
-    dirs = layout.model("micro_mtp")
-    return _micro_result(
-        build_micro_mtp(dirs, tokenizer, wmtp.settings.tokenizer_sha256), str(dirs.weights)
-    )
+    return _build_micro(wmtp, "micro_mtp", build_micro_mtp)
 
 
 @dg.asset(
@@ -114,12 +118,7 @@ def micro_mtp(wmtp: WmtpResource) -> dg.MaterializeResult:
     "AutoModelForCausalLM.from_pretrained.",
 )
 def micro_ref(wmtp: WmtpResource) -> dg.MaterializeResult:
-    layout = wmtp.layout
-    tokenizer = layout.model("meta_llama_mtp").tokenizer / "tokenizer.model"
-    dirs = layout.model("micro_ref")
-    return _micro_result(
-        build_micro_ref(dirs, tokenizer, wmtp.settings.tokenizer_sha256), str(dirs.weights)
-    )
+    return _build_micro(wmtp, "micro_ref", build_micro_ref)
 
 
 MODEL_ASSETS = [meta_llama_mtp_raw, meta_llama_mtp_tokenizer, micro_mtp, micro_ref]

@@ -7,6 +7,7 @@ joins storage paths by hand.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 
@@ -92,6 +93,12 @@ class DatasetDirs:
     def small_jsonl(self, split: str) -> Path:
         return self.small_root / f"{split}_small.jsonl"
 
+    def stats_file(self, split: str) -> Path:
+        return self.stats / f"{split}_stats.json"
+
+    def summary_file(self, day: date) -> Path:
+        return self.stats / f"{day.isoformat()}_summary.json"
+
 
 MODEL_FOLDERS = {
     "meta_llama_mtp": "meta-llama-mtp",
@@ -119,6 +126,11 @@ class Layout:
             self.root / "datasets_v2" / name,
             self.root / "datasets_local_small" / f"{name}_small",
         )
+
+    @property
+    def shared_tokenizer(self) -> Path:
+        """The ``tokenizer.model`` every model and dataset is checked against."""
+        return self.model("meta_llama_mtp").tokenizer / "tokenizer.model"
 
     @property
     def demo_mirror(self) -> Path:

@@ -23,7 +23,7 @@ from wmtp_assets.data.problem_index import iter_entries, read_header
 from wmtp_assets.data.records import RECORD_MODELS
 from wmtp_assets.data.schema import build_schema
 from wmtp_assets.data.small_subset import small_limit
-from wmtp_assets.data.stats import SplitStats, split_stats_path
+from wmtp_assets.data.stats import SplitStats
 from wmtp_assets.data.token_count import TokenCounter
 from wmtp_assets.files.hashing import sha256_file
 from wmtp_assets.files.layout import DatasetDirs, Layout
@@ -51,7 +51,7 @@ def _digest(data: bytes | str) -> bytes:
 
 
 def _stats(dirs: DatasetDirs, part: Partition) -> SplitStats:
-    path = split_stats_path(dirs, part.split)
+    path = dirs.stats_file(part.split)
     return SplitStats.model_validate_json(path.read_text(encoding="utf-8"))
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from wmtp_assets.data.partitions import PARTITION_KEYS, Partition
-from wmtp_assets.data.stats import SplitStats, split_stats_path
+from wmtp_assets.data.stats import SplitStats
 from wmtp_assets.files.layout import MODEL_FOLDERS, Layout
 
 
@@ -58,7 +58,7 @@ def dataset_rows(layout: Layout) -> list[InventoryRow]:
     for key in PARTITION_KEYS:
         part = Partition.parse(key)
         dirs = layout.dataset(part.dataset)
-        stats_file = split_stats_path(dirs, part.split)
+        stats_file = dirs.stats_file(part.split)
         if not stats_file.is_file():
             continue
         stats = SplitStats.model_validate_json(stats_file.read_text(encoding="utf-8"))

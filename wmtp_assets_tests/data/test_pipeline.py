@@ -14,7 +14,7 @@ from wmtp_assets.data.arrow_rows import _binary_type
 from wmtp_assets.data.pipeline import DataError, TokenizerMismatchError, judge, process_split
 from wmtp_assets.data.problem_index import ProblemIndex
 from wmtp_assets.data.records import RECORD_MODELS, CodeContestsRecord
-from wmtp_assets.data.stats import SplitStats, split_stats_path
+from wmtp_assets.data.stats import SplitStats
 from wmtp_assets.data.token_count import TokenCounter
 from wmtp_assets.data.upstream_schema import CODECONTESTS_SCHEMA, UpstreamSchemaError
 from wmtp_assets.demo.dataset_mirror import (
@@ -48,7 +48,7 @@ def _assert_consistent(dirs: DatasetDirs, split: str, tokenizer: Path) -> None:
     for line in jsonl.read_bytes().splitlines():
         assert model.model_validate_json(line).model_dump_json().encode() == line
     index = ProblemIndex.model_validate_json(dirs.problem_index(split).read_bytes())
-    stats = SplitStats.model_validate_json(split_stats_path(dirs, split).read_bytes())
+    stats = SplitStats.model_validate_json(dirs.stats_file(split).read_bytes())
     sha = hashlib.sha256(jsonl.read_bytes()).hexdigest()
     assert index.jsonl_sha256 == stats.jsonl_sha256 == sha
     assert index.records == stats.records == len(records)
@@ -279,7 +279,7 @@ def test_crash_mid_split_publishes_nothing(
     process_split("codecontests.test", files, dirs, tokenizer)
     before = {
         p: p.read_bytes()
-        for p in (dirs.jsonl("test"), dirs.problem_index("test"), split_stats_path(dirs, "test"))
+        for p in (dirs.jsonl("test"), dirs.problem_index("test"), dirs.stats_file("test"))
     }
     real_convert, calls = convert_codecontests.convert, []
 
@@ -301,7 +301,7 @@ def test_crash_mid_split_publishes_nothing(
             "codecontests.valid", mirror_files(mirror, "codecontests.valid"), dirs, tokenizer
         )
     assert not dirs.jsonl("valid").exists() and not dirs.problem_index("valid").exists()
-    assert not split_stats_path(dirs, "valid").exists()
+    assert not dirs.stats_file("valid").exists()
 
 
 def test_a_failing_shard_in_the_pool_names_file_and_row(

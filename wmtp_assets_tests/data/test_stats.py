@@ -13,7 +13,6 @@ from wmtp_assets.data.stats import (
     StatsAccumulator,
     histogram,
     percentile,
-    split_stats_path,
     summarize_lengths,
     write_summary,
 )
@@ -99,7 +98,7 @@ def test_summary_merges_every_split_present(tmp_path: Path) -> None:
             jsonl_sha256="j",
             input_files=[],
         )
-        split_stats_path(dirs, split).write_text(stats.model_dump_json())
+        dirs.stats_file(split).write_text(stats.model_dump_json())
     path = write_summary(dirs, "codecontests", date(2025, 11, 14))
     assert path.name == "2025-11-14_summary.json"
     summary = DatasetSummary.model_validate_json(path.read_bytes())

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import dagster as dg
 
-from wmtp_assets.data.stats import split_stats_path
 from wmtp_assets.files.layout import Layout
 from wmtp_assets.graph_runs import Revalidation, verify_everything
 from wmtp_assets.settings import Settings
@@ -81,7 +80,7 @@ def test_a_corrupted_jsonl_row_fails_the_schema_check(copied_demo_storage: Setti
 
 def test_a_changed_stats_count_fails_counts_match_stats(copied_demo_storage: Settings) -> None:
     dirs = Layout(copied_demo_storage.storage_root).dataset("codecontests")
-    stats_file = split_stats_path(dirs, "valid")
+    stats_file = dirs.stats_file("valid")
     stats = json.loads(stats_file.read_text())
     stats["records"] += 1
     stats_file.write_text(json.dumps(stats))
