@@ -19,7 +19,7 @@ ALL_CHECKS: list[dg.AssetChecksDefinition] = [*MODEL_CHECKS, *CONVERSION_CHECKS,
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """All assets, checks, jobs and schedules, with resources from ``settings`` (env default)."""
-    resolved = settings or Settings.from_env()
+    resolved = settings or Settings.load()
     return dg.Definitions(
         assets=ALL_ASSETS,
         asset_checks=ALL_CHECKS,

@@ -11,15 +11,9 @@ from collections.abc import Sequence
 import dagster as dg
 from pydantic import BaseModel
 
-from wmtp_assets.data.partitions import PARTITION_KEYS, Partition
 from wmtp_assets.definitions import ALL_ASSETS, ALL_CHECKS
 from wmtp_assets.defs.resources import WmtpResource
-from wmtp_assets.defs.revalidation import (
-    DATASET_CHECK_KEYS,
-    MODEL_CHECK_KEYS,
-    REVALIDATE_JOB,
-    REVALIDATION_TAGS,
-)
+from wmtp_assets.defs.revalidation import MODELS_RUN, REVALIDATE_JOB, revalidation_plan
 from wmtp_assets.files.layout import Layout
 from wmtp_assets.settings import Settings
 
@@ -55,7 +49,14 @@ def _partitioned(asset: dg.AssetsDefinition) -> bool:
     return asset.partitions_def is not None
 
 
-def materialize_everything(settings: Settings, instance: dg.DagsterInstance) -> GraphRun:
+def console_log_level(level: str) -> dict[str, object]:
+    """Run config that sets the console logger's level (Dagster's default prints DEBUG)."""
+    return {"loggers": {"console": {"config": {"log_level": level}}}}
+
+
+def materialize_everything(
+    settings: Settings, instance: dg.DagsterInstance, log_level: str = "WARNING"
+) -> GraphRun:
     """Materialize every asset and partition, running every check; never raise on failure."""
     resources = {"wmtp": WmtpResource.from_settings(settings)}
     everything = [*ALL_ASSETS, *ALL_CHECKS]
@@ -71,6 +72,7 @@ def materialize_everything(settings: Settings, instance: dg.DagsterInstance) -> 
                 selection=selection,
                 resources=resources,
                 instance=instance,
+                run_config=console_log_level(log_level),
                 raise_on_error=False,
             ),
         )
@@ -88,6 +90,7 @@ def materialize_everything(settings: Settings, instance: dg.DagsterInstance) -> 
                         partition_key=key,
                         resources=resources,
                         instance=instance,
+                        run_config=console_log_level(log_level),
                         raise_on_error=False,
                     ),
                 )
@@ -139,40 +142,12 @@ def _check_summary(passed: int | None, failed: list[str]) -> str:
     return f"{text}, FAILED: {', '.join(failed)}" if failed else text
 
 
-def format_table(rows: Sequence[AssetRow]) -> str:
-    """A fixed-width text table for the terminal."""
-    header = ("asset", "partition", "path", "size", "sha256", "checks")
-    lines = [
-        (
-            r.asset,
-            r.partition,
-            r.path,
-            f"{r.size_bytes:,}" if r.size_bytes is not None else "",
-            r.sha256[:12],
-            r.checks,
-        )
-        for r in rows
-    ]
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *lines, strict=True)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join(fmt.format(*line) for line in [header, *lines])
-
-
 class CheckRow(BaseModel):
     asset: str
     partition: str
     check: str
     passed: bool
     summary: str
-
-
-def _stored_model(layout: Layout, key: dg.AssetKey) -> bool:
-    return layout.model(key.path[1]).metadata.is_file()
-
-
-def _stored_partition(layout: Layout, key: str) -> bool:
-    part = Partition.parse(key)
-    return layout.dataset(part.dataset).stats_file(part.split).is_file()
 
 
 class Revalidation(BaseModel):
@@ -187,32 +162,18 @@ def verify_everything(
     instance: dg.DagsterInstance,
     models: Sequence[str] | None = None,
     partitions: Sequence[str] | None = None,
+    log_level: str = "WARNING",
 ) -> Revalidation:
-    """Rerun every check over every stored artifact and partition (the ``revalidate`` job's
-    runs, in-process), or only over the named models (``micro_mtp``) and partitions; artifacts
-    not stored yet are skipped, not failed."""
-    layout = Layout(settings.storage_root)
-    model_keys = [
-        k
-        for k in MODEL_CHECK_KEYS
-        if _stored_model(layout, k.asset_key) and (models is None or k.asset_key.path[1] in models)
-    ]
-    partitions = [
-        k
-        for k in PARTITION_KEYS
-        if _stored_partition(layout, k) and (partitions is None or k in partitions)
-    ]
-    plans: list[tuple[str, list[dg.AssetCheckKey], dict[str, str]]] = []
-    if model_keys:
-        plans.append(("", model_keys, dict(REVALIDATION_TAGS)))
-    plans += [
-        (key, DATASET_CHECK_KEYS, {**REVALIDATION_TAGS, "dagster/partition": key})
-        for key in partitions
-    ]
+    """Run the ``revalidate`` plan in-process: every check over everything stored or
+    materialized (or only the named models, e.g. ``micro_mtp``, and partitions)."""
+    plan = revalidation_plan(Layout(settings.storage_root), instance, models, partitions)
     rows: list[CheckRow] = []
     failed_runs: list[str] = []
-    for partition, keys, tags in plans:
-        job = dg.define_asset_job(REVALIDATE_JOB, selection=dg.AssetSelection.checks(*keys))
+    for run in plan:
+        partition = "" if run.name == MODELS_RUN else run.name
+        job = dg.define_asset_job(
+            REVALIDATE_JOB, selection=dg.AssetSelection.checks(*run.check_keys)
+        )
         defs = dg.Definitions(
             assets=ALL_ASSETS,
             asset_checks=ALL_CHECKS,
@@ -220,10 +181,13 @@ def verify_everything(
             resources={"wmtp": WmtpResource.from_settings(settings)},
         )
         result = defs.resolve_job_def(REVALIDATE_JOB).execute_in_process(
-            instance=instance, tags=tags, raise_on_error=False
+            instance=instance,
+            tags=run.tags,
+            run_config=console_log_level(log_level),
+            raise_on_error=False,
         )
         if not result.success:
-            failed_runs.append(partition or "models")
+            failed_runs.append(run.name)
         evaluated = {(e.asset_key, e.check_name) for e in result.get_asset_check_evaluations()}
         rows += [
             CheckRow(
@@ -243,18 +207,7 @@ def verify_everything(
                 passed=False,
                 summary="did not run (its step failed before reporting)",
             )
-            for k in keys
+            for k in run.check_keys
             if (k.asset_key, k.name) not in evaluated
         ]
     return Revalidation(rows=rows, failed_runs=failed_runs)
-
-
-def format_check_table(rows: Sequence[CheckRow]) -> str:
-    """Fixed-width table of check results."""
-    header = ("asset", "partition", "check", "result", "summary")
-    lines = [
-        (r.asset, r.partition, r.check, "ok" if r.passed else "FAIL", r.summary[:120]) for r in rows
-    ]
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *lines, strict=True)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join(fmt.format(*line) for line in [header, *lines])

@@ -1,22 +1,43 @@
-"""The public environment contract (ARCHITECTURE §2) as one validated pydantic model.
+"""The public settings contract (ARCHITECTURE §2) as one validated pydantic model.
 
-Core code receives a ``Settings`` object; only ``Settings.from_env`` reads the environment, so
-the same values can come from Dagster resource config, a notebook or a test.
+A setting comes from, in order of precedence: the environment (``WMTP_*``, read by
+pydantic-settings), the storage root's settings file (``<root>/wmtp_settings.json``, written by
+``wmtp-assets demo`` or an operator so every entry point sees the same choices), or the
+contract's default. ``Settings.origins`` records which one each value came from, so the CLI and
+the UI can say it. Core code receives a ``Settings`` object and never reads the environment.
 """
 
 from __future__ import annotations
 
-import os
+import json
 import re
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from wmtp_assets.files.atomic import atomic_write_text
 
 LLAMA2_TOKENIZER_SHA256 = "9e556afd44213b6bd1be2b850ebbbd98f5481437a8021afaf58ee7fb1818d347"
+SETTINGS_FILE_NAME = "wmtp_settings.json"
+DEFAULT_STORAGE_ROOT = Path("storage")
 
 Device = Literal["auto", "cuda", "mps", "cpu"]
+
+ENV_VARS = {
+    "storage_root": "WMTP_STORAGE_ROOT",
+    "mirror": "WMTP_MIRROR",
+    "tokenizer_sha256": "WMTP_TOKENIZER_SHA256",
+    "max_tokens": "WMTP_MAX_TOKENS",
+    "device": "WMTP_DEVICE",
+}
+FILE_FIELDS = ("mirror", "tokenizer_sha256", "max_tokens", "device")
+"""What a settings file may hold; the storage root is where the file is, so it is not in it."""
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names the variable or file and what was expected."""
 
 
 class Settings(BaseModel):
@@ -24,34 +45,125 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    storage_root: Path = Field(default=Path("storage"), description="WMTP_STORAGE_ROOT")
+    storage_root: Path = Field(default=DEFAULT_STORAGE_ROOT, description="WMTP_STORAGE_ROOT")
     mirror: Path | None = Field(default=None, description="WMTP_MIRROR; None reads the Hub")
     tokenizer_sha256: str = Field(
         default=LLAMA2_TOKENIZER_SHA256, description="WMTP_TOKENIZER_SHA256"
     )
     max_tokens: int = Field(default=2048, gt=0, description="WMTP_MAX_TOKENS")
     device: Device = Field(default="auto", description="WMTP_DEVICE")
+    origins: dict[str, str] = Field(
+        default_factory=dict,
+        exclude=True,
+        description="where each value came from: 'env WMTP_X', a settings file, or 'default'",
+    )
 
     @field_validator("tokenizer_sha256")
     @classmethod
     def _hex_sha256(cls, value: str) -> str:
         value = value.strip().lower()
         if not re.fullmatch(r"[0-9a-f]{64}", value):
-            raise ValueError(f"WMTP_TOKENIZER_SHA256 must be 64 hex digits, got {value!r}")
+            raise ValueError(f"expected 64 hex digits, got {value!r}")
         return value
 
+    @property
+    def settings_file(self) -> Path:
+        return self.storage_root / SETTINGS_FILE_NAME
+
+    def origin(self, field: str) -> str:
+        return self.origins.get(field, "default")
+
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from ``WMTP_*`` variables; unset or empty ones take the defaults."""
-        env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for field, var in (
-            ("storage_root", "WMTP_STORAGE_ROOT"),
-            ("mirror", "WMTP_MIRROR"),
-            ("tokenizer_sha256", "WMTP_TOKENIZER_SHA256"),
-            ("max_tokens", "WMTP_MAX_TOKENS"),
-            ("device", "WMTP_DEVICE"),
-        ):
-            if env.get(var):
-                values[field] = env[var]
-        return cls.model_validate(values)
+    def load(cls, storage_root: Path | None = None) -> Settings:
+        """Resolve every setting: environment, then the root's settings file, then defaults.
+
+        ``storage_root`` (e.g. a ``--storage-root`` flag) wins over ``WMTP_STORAGE_ROOT``.
+        Raises ``SettingsError`` naming the variable or file of the first bad value.
+        """
+        env = _Environment().model_dump(exclude_none=True)
+        values: dict[str, Any] = {}
+        origins: dict[str, str] = {}
+        if storage_root is not None:
+            values["storage_root"], origins["storage_root"] = storage_root, "command line"
+        elif "storage_root" in env:
+            values["storage_root"] = env["storage_root"]
+            origins["storage_root"] = f"env {ENV_VARS['storage_root']}"
+        root = Path(values.get("storage_root", DEFAULT_STORAGE_ROOT))
+        file = root / SETTINGS_FILE_NAME
+        for field, value in read_settings_file(file).items():
+            values[field], origins[field] = value, str(file)
+        for field in FILE_FIELDS:
+            if field in env:
+                values[field], origins[field] = env[field], f"env {ENV_VARS[field]}"
+        try:
+            return cls.model_validate({**values, "origins": origins})
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            field = str(error["loc"][0])
+            where = origins.get(field, "default").removeprefix("env ")
+            raise SettingsError(
+                f"{where}: {field} must be {_expected(field)}; got {values.get(field)!r} "
+                f"({error['msg']})"
+            ) from None
+
+
+def _expected(field: str) -> str:
+    return {
+        "max_tokens": "a whole number > 0",
+        "device": "one of auto, cuda, mps, cpu",
+        "tokenizer_sha256": "64 hex digits",
+        "storage_root": "a path",
+        "mirror": "a path",
+    }[field]
+
+
+class _Environment(BaseSettings):
+    """The ``WMTP_*`` variables as raw strings; unset or empty ones are absent."""
+
+    model_config = SettingsConfigDict(env_prefix="WMTP_", env_ignore_empty=True, extra="ignore")
+
+    storage_root: str | None = None
+    mirror: str | None = None
+    tokenizer_sha256: str | None = None
+    max_tokens: str | None = None
+    device: str | None = None
+
+
+class _SettingsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mirror: str | None = None
+    tokenizer_sha256: str | None = None
+    max_tokens: int | None = None
+    device: str | None = None
+
+
+def read_settings_file(path: Path) -> dict[str, Any]:
+    """The settings a storage root carries (relative mirror paths resolve against the root);
+    an absent file is no settings, a bad one a ``SettingsError`` naming it."""
+    if not path.is_file():
+        return {}
+    try:
+        parsed = _SettingsFile.model_validate_json(path.read_bytes())
+    except (OSError, ValidationError) as exc:
+        detail = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+        raise SettingsError(
+            f"{path}: expected a JSON object with some of {', '.join(FILE_FIELDS)} ({detail})"
+        ) from None
+    values = parsed.model_dump(exclude_none=True)
+    if "mirror" in values and not Path(values["mirror"]).is_absolute():
+        values["mirror"] = str(path.parent / values["mirror"])
+    return values
+
+
+def write_settings_file(root: Path, **values: str | int) -> Path:
+    """Record settings for a storage root (atomically); a mirror inside the root is stored
+    relative to it so the root can move."""
+    record = dict(values)
+    mirror = record.get("mirror")
+    if isinstance(mirror, str) and Path(mirror).resolve().is_relative_to(root.resolve()):
+        record["mirror"] = str(Path(mirror).resolve().relative_to(root.resolve()))
+    _SettingsFile.model_validate(record)
+    return atomic_write_text(
+        root / SETTINGS_FILE_NAME, json.dumps(record, indent=2, sort_keys=True) + "\n"
+    )

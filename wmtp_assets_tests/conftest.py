@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from wmtp_assets.cli import demo
+from wmtp_assets.cli import main
 from wmtp_assets.demo.mirror import DemoMirror, build_demo_mirror
 from wmtp_assets.files.hashing import sha256_file
 from wmtp_assets.files.layout import Layout
@@ -36,12 +36,11 @@ def demo_storage(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     Tests that modify stored files copy it first (``copied_demo_storage``).
     """
     root = tmp_path_factory.mktemp("demo") / "storage"
-    settings = Settings(storage_root=root, device="cpu")
-    assert demo(settings) == 0
-    mirror_tokenizer = sha256_file(Layout(root).demo_mirror / ".demo_tokenizer.model")
-    return settings.model_copy(
-        update={"mirror": Layout(root).demo_mirror, "tokenizer_sha256": mirror_tokenizer}
-    )
+    assert main(["--storage-root", str(root), "demo"]) == 0
+    settings = Settings.load(storage_root=root)
+    assert settings.mirror == Layout(root).demo_mirror.resolve()
+    assert settings.tokenizer_sha256 == sha256_file(settings.mirror / ".demo_tokenizer.model")
+    return settings.model_copy(update={"device": "cpu"})
 
 
 @pytest.fixture
@@ -49,4 +48,4 @@ def copied_demo_storage(demo_storage: Settings, tmp_path: Path) -> Settings:
     """A private copy of the demo storage that a test may corrupt."""
     root = tmp_path / "storage"
     shutil.copytree(demo_storage.storage_root, root, symlinks=True)
-    return demo_storage.model_copy(update={"storage_root": root})
+    return Settings.load(storage_root=root).model_copy(update={"device": "cpu"})

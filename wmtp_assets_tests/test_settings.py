@@ -1,15 +1,35 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
-from wmtp_assets.settings import LLAMA2_TOKENIZER_SHA256, Settings
+from wmtp_assets.settings import (
+    LLAMA2_TOKENIZER_SHA256,
+    Settings,
+    SettingsError,
+    write_settings_file,
+)
+
+VARS = (
+    "WMTP_STORAGE_ROOT",
+    "WMTP_MIRROR",
+    "WMTP_TOKENIZER_SHA256",
+    "WMTP_MAX_TOKENS",
+    "WMTP_DEVICE",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for var in VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
 
 
 def test_defaults_follow_the_contract() -> None:
-    settings = Settings.from_env({})
+    settings = Settings.load()
     assert settings.storage_root == Path("storage")
     assert settings.mirror is None
     assert settings.tokenizer_sha256 == LLAMA2_TOKENIZER_SHA256
@@ -17,28 +37,82 @@ def test_defaults_follow_the_contract() -> None:
         "d347"
     )
     assert (settings.max_tokens, settings.device) == (2048, "auto")
+    assert {settings.origin(f) for f in ("storage_root", "mirror", "device")} == {"default"}
 
 
-def test_environment_overrides() -> None:
-    settings = Settings.from_env(
-        {
-            "WMTP_STORAGE_ROOT": "/data",
-            "WMTP_MIRROR": "/mirror",
-            "WMTP_TOKENIZER_SHA256": "AB" * 32,
-            "WMTP_MAX_TOKENS": "1024",
-            "WMTP_DEVICE": "cuda",
-        }
-    )
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var, value in {
+        "WMTP_STORAGE_ROOT": "/data",
+        "WMTP_MIRROR": "/mirror",
+        "WMTP_TOKENIZER_SHA256": "AB" * 32,
+        "WMTP_MAX_TOKENS": "1024",
+        "WMTP_DEVICE": "cuda",
+    }.items():
+        monkeypatch.setenv(var, value)
+    settings = Settings.load()
     assert settings.storage_root == Path("/data")
     assert settings.mirror == Path("/mirror")
     assert settings.tokenizer_sha256 == "ab" * 32
     assert (settings.max_tokens, settings.device) == (1024, "cuda")
+    assert settings.origin("max_tokens") == "env WMTP_MAX_TOKENS"
+
+
+def test_empty_variables_take_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WMTP_MIRROR", "")
+    monkeypatch.setenv("WMTP_MAX_TOKENS", "")
+    settings = Settings.load()
+    assert (settings.mirror, settings.max_tokens) == (None, 2048)
+
+
+def test_the_storage_roots_file_is_read_and_the_environment_wins(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "mirror").mkdir()
+    write_settings_file(root, mirror=str(root / "mirror"), tokenizer_sha256="cd" * 32)
+    stored = json.loads((root / "wmtp_settings.json").read_text())
+    assert stored["mirror"] == "mirror", "a mirror inside the root is stored relative to it"
+
+    settings = Settings.load(storage_root=root)
+    assert settings.mirror == root / "mirror"
+    assert settings.tokenizer_sha256 == "cd" * 32
+    assert settings.origin("mirror") == str(root / "wmtp_settings.json")
+    assert settings.origin("storage_root") == "command line"
+
+    monkeypatch.setenv("WMTP_TOKENIZER_SHA256", "ef" * 32)
+    monkeypatch.setenv("WMTP_STORAGE_ROOT", str(root))
+    settings = Settings.load()
+    assert settings.tokenizer_sha256 == "ef" * 32
+    assert settings.origin("tokenizer_sha256") == "env WMTP_TOKENIZER_SHA256"
+    assert settings.mirror == root / "mirror"
 
 
 @pytest.mark.parametrize(
-    ("var", "value"),
-    [("WMTP_DEVICE", "tpu"), ("WMTP_MAX_TOKENS", "0"), ("WMTP_TOKENIZER_SHA256", "xyz")],
+    ("var", "value", "expected"),
+    [
+        ("WMTP_DEVICE", "tpu", "one of auto, cuda, mps, cpu"),
+        ("WMTP_MAX_TOKENS", "0", "a whole number > 0"),
+        ("WMTP_MAX_TOKENS", "lots", "a whole number > 0"),
+        ("WMTP_TOKENIZER_SHA256", "xyz", "64 hex digits"),
+    ],
 )
-def test_bad_values_name_the_variable(var: str, value: str) -> None:
-    with pytest.raises(ValidationError):
-        Settings.from_env({var: value})
+def test_bad_values_name_the_variable_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, var: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(var, value)
+    with pytest.raises(SettingsError) as caught:
+        Settings.load()
+    message = str(caught.value)
+    assert message.startswith(f"{var}: ") and expected in message and repr(value) in message
+    assert "\n" not in message
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+def test_a_bad_settings_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "wmtp_settings.json").write_text('{"max_tokens": "many"')
+    with pytest.raises(SettingsError, match=r"wmtp_settings\.json: expected a JSON object"):
+        Settings.load(storage_root=tmp_path)
+    (tmp_path / "wmtp_settings.json").write_text('{"max_tokens": 0}')
+    with pytest.raises(SettingsError, match=r"wmtp_settings\.json: max_tokens must be"):
+        Settings.load(storage_root=tmp_path)

@@ -1,4 +1,5 @@
-"""The ``revalidate`` job and its ``revalidate_daily`` schedule.
+"""The ``revalidate`` job, its ``revalidate_daily`` schedule, and the one plan both it and
+``wmtp-assets verify`` run.
 
 Mechanism: per-partition runs of one checks-only job. The dataset checks are partitioned (a
 Dagster preview feature), and a checks-only job has no partitions of its own, so each dataset
@@ -6,7 +7,14 @@ partition gets its own run tagged ``dagster/partition=<key>``; one more run cove
 (unpartitioned) model checks. Every run carries ``wmtp/revalidation=true``, which makes a failed
 check fail its run (``check_results.report_outcome``): the run list shows red per partition and
 the checks tab shows which check and why. Nothing is re-materialized.
+
+What is covered: every model and partition with any file in storage, and every one the
+instance says was materialized. A stored artifact with a file missing is checked (and fails),
+never skipped.
 """
+
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import dagster as dg
 
@@ -15,14 +23,69 @@ from wmtp_assets.defs.check_results import REVALIDATION_TAG
 from wmtp_assets.defs.conversion_assets import CONVERSION_CHECKS
 from wmtp_assets.defs.dataset_checks import DATASET_CHECKS
 from wmtp_assets.defs.model_assets import MODEL_CHECKS
+from wmtp_assets.defs.resources import WmtpResource
+from wmtp_assets.files.layout import Layout
+from wmtp_assets.validate.stored import stored_models, stored_partitions
 
 REVALIDATE_JOB = "revalidate"
 REVALIDATION_TAGS = {REVALIDATION_TAG: "true"}
+MODELS_RUN = "models"
 
 MODEL_CHECK_KEYS = [
     key for check in [*MODEL_CHECKS, *CONVERSION_CHECKS] for key in check.check_keys
 ]
 DATASET_CHECK_KEYS = [key for check in DATASET_CHECKS for key in check.check_keys]
+
+
+class RevalidationRun(NamedTuple):
+    """One run of the ``revalidate`` job: ``MODELS_RUN`` or a partition key, and its checks."""
+
+    name: str
+    check_keys: list[dg.AssetCheckKey]
+    tags: dict[str, str]
+
+
+def _model_name(key: dg.AssetCheckKey) -> str:
+    return key.asset_key.path[1]
+
+
+def _materialized_models(instance: dg.DagsterInstance) -> set[str]:
+    assets = {k.asset_key for k in MODEL_CHECK_KEYS}
+    return {
+        key.path[1] for key in assets if instance.get_latest_materialization_event(key) is not None
+    }
+
+
+def _materialized_partitions(instance: dg.DagsterInstance) -> set[str]:
+    assets = {k.asset_key for k in DATASET_CHECK_KEYS}
+    return {p for key in assets for p in instance.get_materialized_partitions(key)}
+
+
+def revalidation_plan(
+    layout: Layout,
+    instance: dg.DagsterInstance,
+    models: Sequence[str] | None = None,
+    partitions: Sequence[str] | None = None,
+) -> list[RevalidationRun]:
+    """The runs that check everything stored or materialized (or only the named models, e.g.
+    ``micro_mtp``, and partitions)."""
+    known_models = set(stored_models(layout)) | _materialized_models(instance)
+    known_partitions = set(stored_partitions(layout)) | _materialized_partitions(instance)
+    model_keys = [
+        k
+        for k in MODEL_CHECK_KEYS
+        if _model_name(k) in known_models and (models is None or _model_name(k) in models)
+    ]
+    plan: list[RevalidationRun] = []
+    if model_keys:
+        plan.append(RevalidationRun(MODELS_RUN, model_keys, dict(REVALIDATION_TAGS)))
+    plan += [
+        RevalidationRun(key, DATASET_CHECK_KEYS, {**REVALIDATION_TAGS, "dagster/partition": key})
+        for key in PARTITION_KEYS
+        if key in known_partitions and (partitions is None or key in partitions)
+    ]
+    return plan
+
 
 revalidate_job = dg.define_asset_job(
     REVALIDATE_JOB,
@@ -33,19 +96,6 @@ revalidate_job = dg.define_asset_job(
 )
 
 
-def revalidation_requests() -> list[dg.RunRequest]:
-    """One run for the model checks, one per dataset partition."""
-    requests = [dg.RunRequest(asset_check_keys=MODEL_CHECK_KEYS, tags=REVALIDATION_TAGS)]
-    requests += [
-        dg.RunRequest(
-            asset_check_keys=DATASET_CHECK_KEYS,
-            tags={**REVALIDATION_TAGS, "dagster/partition": key},
-        )
-        for key in PARTITION_KEYS
-    ]
-    return requests
-
-
 @dg.schedule(
     job=revalidate_job,
     cron_schedule="0 4 * * *",
@@ -53,17 +103,15 @@ def revalidation_requests() -> list[dg.RunRequest]:
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Daily revalidation of every stored artifact (models and all dataset partitions).",
 )
-def revalidate_daily(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
+def revalidate_daily(
+    context: dg.ScheduleEvaluationContext, wmtp: WmtpResource
+) -> list[dg.RunRequest]:
     stamp = (
         context.scheduled_execution_time.strftime("%Y-%m-%d")
         if context.scheduled_execution_time
         else "manual"
     )
     return [
-        dg.RunRequest(
-            run_key=f"{stamp}:{request.tags.get('dagster/partition', 'models')}",
-            asset_check_keys=request.asset_check_keys,
-            tags=request.tags,
-        )
-        for request in revalidation_requests()
+        dg.RunRequest(run_key=f"{stamp}:{run.name}", asset_check_keys=run.check_keys, tags=run.tags)
+        for run in revalidation_plan(wmtp.layout, context.instance)
     ]
