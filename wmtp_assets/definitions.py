@@ -7,7 +7,7 @@ import dagster as dg
 from wmtp_assets.defs.conversion_assets import CONVERSION_ASSETS, CONVERSION_CHECKS
 from wmtp_assets.defs.dataset_assets import DATASET_ASSETS
 from wmtp_assets.defs.dataset_checks import DATASET_CHECKS
-from wmtp_assets.defs.k8s import k8s_executor
+from wmtp_assets.defs.executor import run_executor
 from wmtp_assets.defs.model_assets import MODEL_ASSETS, MODEL_CHECKS
 from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.defs.revalidation import revalidate_daily, revalidate_job
@@ -25,7 +25,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         asset_checks=ALL_CHECKS,
         jobs=[revalidate_job],
         schedules=[revalidate_daily],
-        executor=k8s_executor(),
+        executor=run_executor(),
         resources={"wmtp": WmtpResource.from_settings(resolved)},
     )
 
