@@ -115,7 +115,8 @@ def raw_provenance(raw_dir: Path) -> dict[str, Any]:
 
 
 def source_info(architecture: str, provenance: Mapping[str, Any] | None) -> SourceInfo:
-    """``provenance`` (``raw_provenance``'s fields) for ``architecture``; None: ``generated``."""
+    """The ``SourceInfo`` of ``architecture`` from ``raw_provenance``'s fields (None: a
+    ``generated`` source, e.g. a checkpoint made by a test)."""
     return SourceInfo.model_validate(
         {"architecture": architecture, "kind": "generated", **(provenance or {})}
     )
@@ -204,19 +205,17 @@ def convert_to_float16(
 
 
 class Float16Weights(BaseModel):
-    """A staged fp16 safetensors file (not yet published) and what writing it took."""
+    """A staged fp16 safetensors file (not yet published) and what the casts found."""
 
     staged: WriteResult
     cast: CastSummary
-    seconds: float
-    bytes_per_s: float
 
 
 def stage_float16_weights(
     checkpoint: LazyCheckpoint,
     names: Sequence[str],
     dest: Path,
-    metadata: Mapping[str, str],
+    header_metadata: Mapping[str, str],
     progress: Progress | None = None,
 ) -> Float16Weights:
     """Stream ``names`` from ``checkpoint`` through the fp16 cast into a staged file for ``dest``.
@@ -254,11 +253,8 @@ def stage_float16_weights(
                 f"{so_far / 1e6:.1f}/{total / 1e6:.1f} MB written, {rate:.0f} MB/s"
             )
 
-    staged = stage_safetensors(dest, specs, produce, metadata, on_written=written)
-    seconds = time.monotonic() - start
-    return Float16Weights(
-        staged=staged, cast=summary, seconds=seconds, bytes_per_s=staged.size / max(seconds, 1e-9)
-    )
+    staged = stage_safetensors(dest, specs, produce, header_metadata, on_written=written)
+    return Float16Weights(staged=staged, cast=summary)
 
 
 def publish_float16_weights(weights: Float16Weights, dirs: ModelDirs) -> None:
