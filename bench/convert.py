@@ -111,7 +111,7 @@ def run_method(method: str, raw: Path, out: Path) -> MethodResult:
     cpu_before = before.ru_utime + before.ru_stime
     start = time.perf_counter()
     if method == "a":
-        report = convert_meta_mtp(
+        outcome = convert_meta_mtp(
             raw,
             ModelDirs(out),
             None,
@@ -119,7 +119,8 @@ def run_method(method: str, raw: Path, out: Path) -> MethodResult:
             "bench",
         )
         seconds = time.perf_counter() - start
-        sha256 = report.sha256
+        assert outcome.report is not None
+        sha256 = outcome.report.sha256
     elif method == "b":
         state = torch.load(source, weights_only=True, map_location="cpu")
         half = {k: v.half() for k, v in state.items() if k != "rope.freqs"}

@@ -1,13 +1,10 @@
 """Assets that fetch and convert the two real checkpoints to float16 safetensors.
 
 A conversion is skipped, and the artifact reported current, when its stored ``metadata.json``
-records the same raw-file SHA256s and the same ``code_version`` (see
-``wmtp_assets.models.artifact.current_metadata``); Dagster shows the same through the assets'
+records the same raw-file SHA256s and the same ``code_version`` (decided in
+``wmtp_assets.models.fp16_conversion``); Dagster shows the same through the assets'
 ``code_version`` and data versions. A forced rewrite produces identical bytes.
 """
-
-from collections.abc import Callable
-from typing import Any
 
 import dagster as dg
 
@@ -18,64 +15,40 @@ from wmtp_assets.defs.model_checks import model_checks
 from wmtp_assets.defs.raw_fetch import fetch_raw
 from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.files.layout import ModelDirs
-from wmtp_assets.models.artifact import ModelMetadata, SourceInfo, current_metadata
 from wmtp_assets.models.convert_hf_llama import convert_hf_llama
 from wmtp_assets.models.convert_meta import convert_meta_mtp
-from wmtp_assets.models.fp16_cast import ConversionReport
+from wmtp_assets.models.fp16_conversion import WEIGHTS, Float16Outcome, raw_provenance
 from wmtp_assets.models.tokenizer_files import tokenizer_info
 from wmtp_assets.models.upstream import SHEARED_LLAMA
-from wmtp_assets.sources import SourceError, read_provenance
 
 CONVERSION_CODE_VERSION = "fp16-stream-v1"
-
-Log = Callable[[str], None]
 
 META_SAFETENSORS = dg.AssetKey(["models", "meta_llama_mtp", "safetensors"])
 SHEARED_RAW = dg.AssetKey(["models", "ref_sheared_llama_2_7b", "raw"])
 SHEARED_SAFETENSORS = dg.AssetKey(["models", "ref_sheared_llama_2_7b", "safetensors"])
 
-Convert = Callable[[ModelDirs, dict[str, Any], Log], ConversionReport]
 
-
-def _convert_or_reuse(
-    context: dg.AssetExecutionContext,
-    wmtp: WmtpResource,
-    model: str,
-    architecture: str,
-    convert: Convert,
-) -> dg.MaterializeResult:
-    dirs = wmtp.layout.model(model)
-    provenance = read_provenance(dirs.raw)
-    if provenance is None:
-        raise SourceError(f"{dirs.raw}: no SOURCE.json; materialize the raw asset first")
-    source = SourceInfo.from_provenance(provenance, architecture)
-    metadata = current_metadata(dirs, source.files, CONVERSION_CODE_VERSION)
-    status = "up to date (not rewritten)"
+def _materialize_result(dirs: ModelDirs, outcome: Float16Outcome) -> dg.MaterializeResult:
+    metadata = outcome.metadata
     extra: dict[str, dg.MetadataValue] = {}
-    if metadata is None:
-        report = convert(dirs, source.model_dump(), context.log.info)
-        metadata = ModelMetadata.model_validate_json(dirs.metadata.read_text())
-        status = "converted"
+    if outcome.report is not None:
+        report = outcome.report
         extra = {
             "seconds": dg.MetadataValue.float(report.seconds),
             "write_rate_MB_s": dg.MetadataValue.float(report.bytes_per_s / 1e6),
             "flushed_to_zero": dg.MetadataValue.int(report.flushed_to_zero),
             "dropped_keys": dg.MetadataValue.json(report.dropped_keys),
         }
-    else:
-        context.log.info(f"{dirs.weights} is current: same raw SHA256s and code version")
-    weights_sha = metadata.files["safetensors/model.safetensors"]
+    weights_sha = metadata.files[WEIGHTS]
     return dg.MaterializeResult(
         metadata={
-            "status": dg.MetadataValue.text(status),
+            "status": dg.MetadataValue.text(outcome.status),
             "weights_path": dg.MetadataValue.path(str(dirs.weights)),
             "weights_sha256": dg.MetadataValue.text(weights_sha),
-            "weights_size_bytes": dg.MetadataValue.int(
-                metadata.size_bytes["safetensors/model.safetensors"]
-            ),
+            "weights_size_bytes": dg.MetadataValue.int(metadata.size_bytes[WEIGHTS]),
             "n_params": dg.MetadataValue.int(metadata.n_params),
             "dtype": dg.MetadataValue.text(metadata.dtype),
-            "resolved_commit": dg.MetadataValue.text(source.resolved_commit or "unknown"),
+            "resolved_commit": dg.MetadataValue.text(outcome.source.resolved_commit or "unknown"),
             "files": files_table(metadata.files, metadata.size_bytes),
             **extra,
         },
@@ -114,11 +87,17 @@ def sheared_raw(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.Mat
     description="7B_1T_4 in float16 safetensors with Meta key names, configs, metadata.json.",
 )
 def meta_safetensors(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.MaterializeResult:
-    def convert(dirs: ModelDirs, source: dict[str, Any], log: Log) -> ConversionReport:
-        tokenizer = tokenizer_info(dirs.tokenizer / "tokenizer.model")
-        return convert_meta_mtp(dirs.raw, dirs, source, tokenizer, CONVERSION_CODE_VERSION, log)
-
-    return _convert_or_reuse(context, wmtp, "meta_llama_mtp", "meta_mtp.Transformer", convert)
+    dirs = wmtp.layout.model("meta_llama_mtp")
+    outcome = convert_meta_mtp(
+        dirs.raw,
+        dirs,
+        raw_provenance(dirs.raw),
+        tokenizer_info(dirs.tokenizer / "tokenizer.model"),
+        CONVERSION_CODE_VERSION,
+        context.log.info,
+        reuse_current=True,
+    )
+    return _materialize_result(dirs, outcome)
 
 
 @dg.asset(
@@ -134,18 +113,18 @@ def meta_safetensors(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> d
 def sheared_safetensors(
     context: dg.AssetExecutionContext, wmtp: WmtpResource
 ) -> dg.MaterializeResult:
-    def convert(dirs: ModelDirs, source: dict[str, Any], log: Log) -> ConversionReport:
-        return convert_hf_llama(
-            dirs.raw,
-            dirs,
-            source,
-            None,
-            wmtp.settings.tokenizer_sha256,
-            CONVERSION_CODE_VERSION,
-            log,
-        )
-
-    return _convert_or_reuse(context, wmtp, "ref_sheared_llama_2_7b", "LlamaForCausalLM", convert)
+    dirs = wmtp.layout.model("ref_sheared_llama_2_7b")
+    outcome = convert_hf_llama(
+        dirs.raw,
+        dirs,
+        raw_provenance(dirs.raw),
+        None,
+        wmtp.settings.tokenizer_sha256,
+        CONVERSION_CODE_VERSION,
+        context.log.info,
+        reuse_current=True,
+    )
+    return _materialize_result(dirs, outcome)
 
 
 CONVERSION_ASSETS = [sheared_raw, meta_safetensors, sheared_safetensors]

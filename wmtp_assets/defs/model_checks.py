@@ -4,7 +4,6 @@ Blocking (downstream work would be wrong): ``sha256_matches``, ``dtype_is_float1
 ``keys_and_shapes_match_config``, ``tokenizer_sha256_shared``. The others report.
 """
 
-import json
 from collections.abc import Callable, Iterator
 
 import dagster as dg
@@ -12,7 +11,6 @@ import dagster as dg
 from wmtp_assets.defs.check_results import report_outcome
 from wmtp_assets.defs.k8s import k8s_op_tags
 from wmtp_assets.defs.resources import WmtpResource
-from wmtp_assets.files.layout import ModelDirs
 from wmtp_assets.validate import model_checks as mc
 from wmtp_assets.validate.outcome import CheckOutcome, guarded
 
@@ -24,18 +22,12 @@ BLOCKING = {
 }
 
 
-def _vocab(dirs: ModelDirs, fmt: mc.ModelFormat) -> int:
-    if fmt == "meta":
-        return json.loads((dirs.configs / "params.json").read_text())["vocab_size"]
-    return json.loads((dirs.configs / "config.json").read_text())["vocab_size"]
-
-
 def _tokenizer_shared(wmtp: WmtpResource, model: str, fmt: mc.ModelFormat) -> CheckOutcome:
     layout = wmtp.layout
     dirs = layout.model(model)
     folders = [layout.model("meta_llama_mtp").tokenizer, dirs.tokenizer]
     return mc.tokenizer_sha256_shared(
-        folders, wmtp.settings.tokenizer_sha256, {model: _vocab(dirs, fmt)}
+        folders, wmtp.settings.tokenizer_sha256, {model: mc.stored_vocab_size(dirs, fmt)}
     )
 
 

@@ -17,9 +17,10 @@ from pathlib import Path
 import torch
 
 from wmtp_assets.files.atomic import atomic_copy, atomic_write_bytes, atomic_write_json
-from wmtp_assets.models.hf_llama import hf_llama_shapes, llama_config
-from wmtp_assets.models.meta_mtp import ModelArgs, expected_state_dict_shapes
+from wmtp_assets.models.hf_llama import llama_config
+from wmtp_assets.models.mtp.args import ModelArgs
 from wmtp_assets.models.seeded_init import seeded_state_dict
+from wmtp_assets.models.shapes import hf_llama_shapes, meta_shapes
 from wmtp_assets.models.tokenizer_files import load_sentencepiece, write_tokenizer_folder
 from wmtp_assets.sources import write_mirror_manifest
 
@@ -57,7 +58,7 @@ def build_meta_repo(mirror_root: Path, tokenizer_model: Path, seed: int = 7) -> 
     vocab = load_sentencepiece(tokenizer_model).vocab_size()
     params = tiny_meta_params(vocab)
     args = ModelArgs(**params)
-    state = seeded_state_dict(expected_state_dict_shapes(args), seed=seed)
+    state = seeded_state_dict(meta_shapes(args), seed=seed)
     head_dim = args.dim // args.n_heads
     state["rope.freqs"] = 1.0 / (10000.0 ** (torch.arange(0, head_dim, 2).float() / head_dim))
     _torch_save(state, repo / "7B_1T_4" / "consolidated.pth")

@@ -37,18 +37,6 @@ class SourceInfo(BaseModel):
     resolved_commit: str | None = None
     files: dict[str, str] = Field(default_factory=dict, description="raw path -> SHA256")
 
-    @classmethod
-    def from_provenance(cls, provenance: Provenance, architecture: str) -> SourceInfo:
-        """What ``raw/SOURCE.json`` says, in the shape ``metadata.json`` records it."""
-        return cls(
-            architecture=architecture,
-            repo=f"{provenance.repo_type}s/{provenance.repo_id}",
-            kind=provenance.kind,
-            requested_revision=provenance.requested_revision,
-            resolved_commit=provenance.resolved_commit,
-            files={r.path: r.sha256 for r in provenance.files},
-        )
-
 
 class TokenizerInfo(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -81,6 +69,17 @@ class ModelMetadata(BaseModel):
     size_bytes: dict[str, int] = Field(description="path relative to the model folder -> size")
     code_version: str
     created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
+
+
+def provenance_fields(provenance: Provenance) -> dict[str, Any]:
+    """What ``raw/SOURCE.json`` says, as ``SourceInfo`` fields (all but the architecture)."""
+    return {
+        "repo": f"{provenance.repo_type}s/{provenance.repo_id}",
+        "kind": provenance.kind,
+        "requested_revision": provenance.requested_revision,
+        "resolved_commit": provenance.resolved_commit,
+        "files": {r.path: r.sha256 for r in provenance.files},
+    }
 
 
 def publish_weights(tmp_weights: Path, dirs: ModelDirs, sha256: str) -> None:

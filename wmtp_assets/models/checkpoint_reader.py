@@ -175,12 +175,15 @@ class LazyCheckpoint:
     def get(self, name: str) -> torch.Tensor:
         path = self._where[name]
         handle = self._files[path]
+        tensor: torch.Tensor
         if isinstance(handle, dict):
-            return handle[name]
+            tensor = handle[name]
+            return tensor
         try:
-            return handle.get_tensor(name)
+            tensor = handle.get_tensor(name)
         except SafetensorError as exc:
             raise CheckpointError(f"{path}: cannot read tensor {name!r} ({exc})") from exc
+        return tensor
 
     def release(self, tensor: torch.Tensor, name: str) -> None:
         """Drop ``tensor``'s mapped pages from RSS once it has been used (see release_pages)."""

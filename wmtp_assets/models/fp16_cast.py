@@ -1,4 +1,4 @@
-"""Casting checkpoint tensors to float16 with a range check, and streaming them into safetensors.
+"""Casting one checkpoint tensor to float16, with a range check that refuses inf/NaN.
 
 Why a check: a bf16 or fp32 value with magnitude >= 65520 becomes ``inf`` in fp16 and NaN/Inf
 would be stored silently (REFERENCE §4, §7); tiny values flush to zero. A conversion must fail
@@ -15,18 +15,13 @@ thread synchronisation), 4.8 s against 2.8 s for a 2.7 GB checkpoint.
 
 from __future__ import annotations
 
-import contextlib
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from pydantic import BaseModel, Field
 
-from wmtp_assets.files.layout import ModelDirs
-from wmtp_assets.models.artifact import publish_weights
-from wmtp_assets.models.checkpoint_reader import LazyCheckpoint
-from wmtp_assets.models.safetensors_writer import TensorSpec, WriteResult, stage_safetensors
+from wmtp_assets.models.safetensors_writer import TensorSpec
 
 FLOAT16_MAX = 65504.0
 FLOAT16_ROUNDS_TO_INF = 65520.0
@@ -146,121 +141,3 @@ def require_float_sources(specs: Mapping[str, TensorSpec], source: Path | str) -
     }
     if not_float:
         raise TypeError(f"{source}: tensors that are not float cannot become float16: {not_float}")
-
-
-class Float16Weights(BaseModel):
-    """A staged fp16 safetensors file (not yet published) and what writing it took."""
-
-    staged: WriteResult
-    cast: CastSummary
-    seconds: float
-    bytes_per_s: float
-
-
-def stage_float16_weights(
-    checkpoint: LazyCheckpoint,
-    names: Sequence[str],
-    dest: Path,
-    metadata: Mapping[str, str],
-    progress: Callable[[str], None] | None = None,
-) -> Float16Weights:
-    """Stream ``names`` from ``checkpoint`` through the fp16 cast into a staged file for ``dest``.
-
-    Holds one converted tensor at a time (in one reused buffer); each source tensor's mapped
-    pages are released once its bytes are written. On any error (range check, write failure)
-    the staged file is gone. The caller publishes ``staged.path`` (``publish_weights``).
-    """
-    sources = {name: checkpoint.spec(name) for name in names}
-    specs = {name: TensorSpec(dtype=torch.float16, shape=s.shape) for name, s in sources.items()}
-    total = sum(spec.nbytes for spec in specs.values())
-    # One output buffer for all casts: the writer is done with a tensor before asking for the
-    # next, so this is the only converted tensor in memory (the largest one's size).
-    largest = max(
-        (torch.Size(s.shape).numel() for s in sources.values() if s.dtype != torch.float16),
-        default=0,
-    )
-    buffer = torch.empty(largest, dtype=torch.float16)
-    summary = CastSummary()
-    held: dict[str, torch.Tensor] = {}
-    start = time.monotonic()
-
-    def produce(name: str) -> torch.Tensor:
-        held[name] = checkpoint.get(name)
-        result, stats = cast_to_float16(name, held[name], checkpoint.source_of(name), buffer)
-        summary.add(stats)
-        return result
-
-    def written(name: str, so_far: int) -> None:
-        checkpoint.release(held.pop(name), name)
-        if progress is not None:
-            rate = so_far / max(time.monotonic() - start, 1e-9) / 1e6
-            progress(
-                f"tensor {summary.n_tensors}/{len(specs)} {name} {tuple(specs[name].shape)}: "
-                f"{so_far / 1e6:.1f}/{total / 1e6:.1f} MB written, {rate:.0f} MB/s"
-            )
-
-    staged = stage_safetensors(dest, specs, produce, metadata, on_written=written)
-    seconds = time.monotonic() - start
-    return Float16Weights(
-        staged=staged, cast=summary, seconds=seconds, bytes_per_s=staged.size / max(seconds, 1e-9)
-    )
-
-
-def publish_float16_weights(weights: Float16Weights, dirs: ModelDirs) -> None:
-    """Publish staged weights (``publish_weights``' order), first removing ``metadata.json``.
-
-    Until the new metadata is written the artifact then reads as incomplete, so a crash between
-    the weights and the configs never leaves old metadata describing new weights. On failure
-    the staged file is removed.
-    """
-    try:
-        with contextlib.suppress(FileNotFoundError):
-            dirs.metadata.unlink()
-        publish_weights(weights.staged.path, dirs, weights.staged.sha256)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            weights.staged.path.unlink()
-        raise
-
-
-class ConversionReport(BaseModel):
-    """What a conversion wrote, for asset metadata and logs."""
-
-    weights: Path
-    n_tensors: int
-    n_params: int
-    sha256: str
-    size: int
-    dtype: str = Field(description="dtype read back from the written header")
-    flushed_to_zero: int
-    flushed_by_tensor: dict[str, int]
-    source_dtypes: dict[str, int]
-    dropped_keys: list[str]
-    seconds: float = Field(description="wall time of the whole conversion")
-    bytes_per_s: float = Field(description="weights bytes written per second of wall time")
-
-    @classmethod
-    def fields_from(
-        cls,
-        weights: Float16Weights,
-        dirs: ModelDirs,
-        dtype: str,
-        dropped: list[str],
-        started: float,
-    ) -> dict[str, object]:
-        """The report's fields for ``weights`` published into ``dirs``; ``started`` is monotonic."""
-        seconds = time.monotonic() - started
-        return {
-            "weights": dirs.weights,
-            "n_tensors": weights.staged.n_tensors,
-            "n_params": weights.cast.n_params,
-            "sha256": weights.staged.sha256,
-            "size": weights.staged.size,
-            "dtype": dtype,
-            "flushed_to_zero": weights.cast.flushed_to_zero,
-            "flushed_by_tensor": weights.cast.flushed_by_tensor,
-            "source_dtypes": weights.cast.source_dtypes,
-            "dropped_keys": dropped,
-            "seconds": seconds,
-            "bytes_per_s": weights.staged.size / max(seconds, 1e-9),
-        }

@@ -1,12 +1,13 @@
-"""The Hugging Face ``LlamaForCausalLM`` layout: key names and shapes implied by a config.json.
+"""The Hugging Face ``LlamaForCausalLM`` config.json: reading one, and writing the micro one.
 
-Used to validate converted reference-model checkpoints and to generate the micro reference
-model without importing transformers (a dev-only dependency here).
+Without importing transformers (a dev-only dependency here); the shapes a config implies are in
+``wmtp_assets.models.shapes``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from pathlib import Path
 from typing import Any
 
 
@@ -14,46 +15,20 @@ class HFConfigError(ValueError):
     """A config.json field that is missing, mistyped or unsupported."""
 
 
-def _int_field(config: Mapping[str, Any], field: str, source: str) -> int:
-    value = config.get(field)
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise HFConfigError(f"{source}: field {field!r} must be a positive integer, got {value!r}")
-    return value
-
-
-def hf_llama_shapes(
-    config: Mapping[str, Any], source: str = "config.json"
-) -> dict[str, tuple[int, ...]]:
-    """Every parameter of ``LlamaForCausalLM`` for ``config`` (no rotary buffers)."""
-    hidden = _int_field(config, "hidden_size", source)
-    inter = _int_field(config, "intermediate_size", source)
-    layers = _int_field(config, "num_hidden_layers", source)
-    heads = _int_field(config, "num_attention_heads", source)
-    vocab = _int_field(config, "vocab_size", source)
-    kv_heads = config.get("num_key_value_heads") or heads
-    head_dim = config.get("head_dim") or hidden // heads
-    if hidden % heads:
-        raise HFConfigError(f"{source}: hidden_size {hidden} is not divisible by {heads} heads")
-    shapes: dict[str, tuple[int, ...]] = {
-        "model.embed_tokens.weight": (vocab, hidden),
-        "model.norm.weight": (hidden,),
-    }
-    if not config.get("tie_word_embeddings", False):
-        shapes["lm_head.weight"] = (vocab, hidden)
-    for i in range(layers):
-        p = f"model.layers.{i}"
-        shapes |= {
-            f"{p}.self_attn.q_proj.weight": (heads * head_dim, hidden),
-            f"{p}.self_attn.k_proj.weight": (kv_heads * head_dim, hidden),
-            f"{p}.self_attn.v_proj.weight": (kv_heads * head_dim, hidden),
-            f"{p}.self_attn.o_proj.weight": (hidden, heads * head_dim),
-            f"{p}.mlp.gate_proj.weight": (inter, hidden),
-            f"{p}.mlp.up_proj.weight": (inter, hidden),
-            f"{p}.mlp.down_proj.weight": (hidden, inter),
-            f"{p}.input_layernorm.weight": (hidden,),
-            f"{p}.post_attention_layernorm.weight": (hidden,),
-        }
-    return shapes
+def read_llama_config(path: Path) -> dict[str, Any]:
+    """A ``config.json`` that describes a ``LlamaForCausalLM``; errors name the file."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HFConfigError(f"{path}: not a readable JSON config ({exc})") from exc
+    if not isinstance(config, dict):
+        raise HFConfigError(f"{path}: expected a JSON object")
+    if "LlamaForCausalLM" not in (config.get("architectures") or []):
+        raise HFConfigError(
+            f"{path}: architectures {config.get('architectures')!r} does not include "
+            "LlamaForCausalLM, the only layout this conversion knows"
+        )
+    return config
 
 
 def llama_config(

@@ -25,10 +25,11 @@ from wmtp_assets.models.artifact import (
     publish_weights,
     write_metadata,
 )
-from wmtp_assets.models.hf_llama import hf_llama_shapes, llama_config
-from wmtp_assets.models.meta_mtp import ModelArgs, expected_state_dict_shapes
+from wmtp_assets.models.hf_llama import llama_config
+from wmtp_assets.models.mtp.args import ModelArgs
 from wmtp_assets.models.safetensors_writer import TensorSpec, stage_safetensors
 from wmtp_assets.models.seeded_init import seeded_state_dict
+from wmtp_assets.models.shapes import hf_llama_shapes, meta_shapes
 from wmtp_assets.models.tokenizer_files import write_tokenizer_folder
 
 MICRO_SEED = 1234
@@ -77,11 +78,11 @@ def tensor_bytes_for(shapes: Mapping[str, tuple[int, ...]]) -> int:
 
 
 def _write_weights(
-    dirs: ModelDirs, shapes: Mapping[str, tuple[int, ...]], metadata: dict[str, str]
+    dirs: ModelDirs, shapes: Mapping[str, tuple[int, ...]], header_metadata: dict[str, str]
 ) -> str:
     tensors = seeded_state_dict(shapes, seed=MICRO_SEED, dtype=torch.float16)
     specs = {name: TensorSpec.of(tensor) for name, tensor in tensors.items()}
-    staged = stage_safetensors(dirs.weights, specs, tensors.__getitem__, metadata)
+    staged = stage_safetensors(dirs.weights, specs, tensors.__getitem__, header_metadata)
     publish_weights(staged.path, dirs, staged.sha256)
     return staged.sha256
 
@@ -123,7 +124,7 @@ def build_micro_mtp(dirs: ModelDirs, tokenizer_model: Path, tokenizer_sha256: st
     with artifact_lock(dirs.root, timeout_s=600):
         tokenizer = write_tokenizer_folder(tokenizer_model, dirs.tokenizer, tokenizer_sha256)
         args = micro_mtp_args(tokenizer.vocab_size)
-        shapes = expected_state_dict_shapes(args)
+        shapes = meta_shapes(args)
         sha256 = _write_weights(dirs, shapes, {"format": "pt", "implementation": "pure_pytorch"})
         atomic_write_json(
             dirs.configs / "config.json", {**args.to_hf_config(), "torch_dtype": "float16"}

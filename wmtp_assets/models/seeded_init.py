@@ -1,4 +1,4 @@
-"""Seeded, device-independent random weights for generated models (micro models, demo mirror).
+"""Seeded, device-independent random weights (micro models, demo mirror, ``init_weights``).
 
 The same ``(shapes, seed)`` always gives bit-identical tensors: each tensor is drawn in
 sorted-name order from one CPU ``torch.Generator`` in float32, so the result does not depend on
@@ -7,7 +7,7 @@ the device, thread count or module construction order. Norm weights start at one
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 
@@ -18,6 +18,22 @@ def is_norm_weight(name: str) -> bool:
     return leaf.endswith(("norm", "layernorm"))
 
 
+def seeded_tensors(
+    shapes: Mapping[str, Sequence[int]], seed: int, std: float = 0.02
+) -> Iterator[tuple[str, torch.Tensor]]:
+    """``(name, float32 CPU tensor)`` in sorted-name order, one at a time (memory: the largest)."""
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    for name in sorted(shapes):
+        shape = tuple(shapes[name])
+        if is_norm_weight(name):
+            yield name, torch.ones(shape, dtype=torch.float32)
+        else:
+            yield (
+                name,
+                torch.empty(shape, dtype=torch.float32).normal_(0.0, std, generator=generator),
+            )
+
+
 def seeded_state_dict(
     shapes: Mapping[str, Sequence[int]],
     seed: int,
@@ -25,13 +41,4 @@ def seeded_state_dict(
     dtype: torch.dtype = torch.float32,
 ) -> dict[str, torch.Tensor]:
     """Normal(0, ``std``) matrices and unit norm weights for every name in ``shapes``."""
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    tensors: dict[str, torch.Tensor] = {}
-    for name in sorted(shapes):
-        shape = tuple(shapes[name])
-        if is_norm_weight(name):
-            tensor = torch.ones(shape, dtype=torch.float32)
-        else:
-            tensor = torch.empty(shape, dtype=torch.float32).normal_(0.0, std, generator=generator)
-        tensors[name] = tensor.to(dtype)
-    return tensors
+    return {name: tensor.to(dtype) for name, tensor in seeded_tensors(shapes, seed, std)}

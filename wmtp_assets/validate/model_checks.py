@@ -17,9 +17,12 @@ from safetensors import safe_open
 
 from wmtp_assets.files.hashing import read_sha256sums, sha256_file
 from wmtp_assets.files.layout import ModelDirs
-from wmtp_assets.models.hf_llama import hf_llama_shapes
-from wmtp_assets.models.meta_mtp import ModelArgs, Transformer, expected_state_dict_shapes
-from wmtp_assets.models.safetensors_writer import read_safetensors_header
+from wmtp_assets.models.checkpoint_reader import open_checkpoint
+from wmtp_assets.models.hf_llama import read_llama_config
+from wmtp_assets.models.mtp.args import ModelArgs
+from wmtp_assets.models.mtp.model import Transformer
+from wmtp_assets.models.safetensors_writer import TensorSpec, safetensors_dtype
+from wmtp_assets.models.shapes import diff_shapes, hf_llama_shapes, meta_shapes
 from wmtp_assets.models.tokenizer_files import load_sentencepiece
 from wmtp_assets.validate.outcome import CheckOutcome
 
@@ -27,7 +30,13 @@ ModelFormat = Literal["meta", "meta_hf_config", "hf_llama"]
 
 
 def _metadata(dirs: ModelDirs) -> dict[str, Any]:
-    return json.loads(dirs.metadata.read_text(encoding="utf-8"))
+    return dict(json.loads(dirs.metadata.read_text(encoding="utf-8")))
+
+
+def _stored_specs(dirs: ModelDirs) -> dict[str, TensorSpec]:
+    """Dtype and shape of every stored tensor, from the header (``safe_open`` validates it)."""
+    with open_checkpoint(dirs.weights) as stored:
+        return {name: stored.spec(name) for name in stored.names}
 
 
 def sha256_matches(dirs: ModelDirs) -> CheckOutcome:
@@ -59,10 +68,8 @@ def sha256_matches(dirs: ModelDirs) -> CheckOutcome:
 
 def dtype_is_float16(dirs: ModelDirs) -> CheckOutcome:
     """Every tensor is F16 according to the header alone, and metadata.json says so."""
-    header, _ = read_safetensors_header(dirs.weights)
-    others = {
-        n: e["dtype"] for n, e in header.items() if n != "__metadata__" and e["dtype"] != "F16"
-    }
+    specs = _stored_specs(dirs)
+    others = {n: safetensors_dtype(s.dtype) for n, s in specs.items() if s.dtype != torch.float16}
     declared = _metadata(dirs).get("dtype")
     if others:
         first = sorted(others)[0]
@@ -79,7 +86,7 @@ def dtype_is_float16(dirs: ModelDirs) -> CheckOutcome:
             expected="float16",
             found=declared,
         )
-    return CheckOutcome.ok(f"{len(header) - ('__metadata__' in header)} tensors, all F16")
+    return CheckOutcome.ok(f"{len(specs)} tensors, all F16")
 
 
 def values_are_finite(dirs: ModelDirs) -> CheckOutcome:
@@ -109,29 +116,35 @@ def meta_args(dirs: ModelDirs) -> ModelArgs:
 def expected_shapes(dirs: ModelDirs, fmt: ModelFormat) -> dict[str, tuple[int, ...]]:
     """The keys and shapes the stored config implies."""
     if fmt == "meta":
-        return expected_state_dict_shapes(meta_args(dirs))
+        return meta_shapes(meta_args(dirs))
     config_path = dirs.configs / "config.json"
     if fmt == "meta_hf_config":
-        return expected_state_dict_shapes(ModelArgs.from_hf_config(config_path))
-    return hf_llama_shapes(json.loads(config_path.read_text()), source=str(config_path))
+        return meta_shapes(ModelArgs.from_hf_config(config_path))
+    return hf_llama_shapes(read_llama_config(config_path), source=str(config_path))
+
+
+def stored_vocab_size(dirs: ModelDirs, fmt: ModelFormat) -> int:
+    """The vocabulary size the stored config gives the model (read as the model reads it)."""
+    config_path = dirs.configs / "config.json"
+    if fmt == "meta":
+        return meta_args(dirs).vocab_size
+    if fmt == "meta_hf_config":
+        return ModelArgs.from_hf_config(config_path).vocab_size
+    return int(read_llama_config(config_path)["vocab_size"])
 
 
 def keys_and_shapes_match_config(dirs: ModelDirs, fmt: ModelFormat) -> CheckOutcome:
     """The header's tensors are exactly those the config implies, with the same shapes."""
-    header, _ = read_safetensors_header(dirs.weights)
-    found = {n: tuple(e["shape"]) for n, e in header.items() if n != "__metadata__"}
-    expected = expected_shapes(dirs, fmt)
-    missing = sorted(set(expected) - set(found))
-    unexpected = sorted(set(found) - set(expected))
-    mis_shaped = sorted(n for n in set(found) & set(expected) if found[n] != expected[n])
-    if missing or unexpected or mis_shaped:
+    found = {name: spec.shape for name, spec in _stored_specs(dirs).items()}
+    diff = diff_shapes(expected_shapes(dirs, fmt), found)
+    if diff:
         return CheckOutcome.fail(
-            f"{dirs.weights}: {len(missing)} missing, {len(unexpected)} unexpected, "
-            f"{len(mis_shaped)} mis-shaped tensors",
+            f"{dirs.weights}: {len(diff.missing)} missing, {len(diff.unexpected)} unexpected, "
+            f"{len(diff.mis_shaped)} mis-shaped tensors",
             file=str(dirs.weights),
-            missing=missing[:20],
-            unexpected=unexpected[:20],
-            mis_shaped={n: f"expected {expected[n]}, found {found[n]}" for n in mis_shaped[:20]},
+            missing=diff.missing[:20],
+            unexpected=diff.unexpected[:20],
+            mis_shaped={n: f"expected {e}, found {f}" for n, e, f in diff.mis_shaped[:20]},
         )
     return CheckOutcome.ok(f"{len(found)} tensors match the config")
 
@@ -279,8 +292,8 @@ def forward_pass(dirs: ModelDirs, fmt: ModelFormat, device: str, seq_len: int = 
 
 def size_matches_config(dirs: ModelDirs, fmt: ModelFormat) -> CheckOutcome:
     """The tensor data is exactly 2 bytes per parameter the config implies (float16)."""
-    _, data_start = read_safetensors_header(dirs.weights)
-    data = dirs.weights.stat().st_size - data_start
+    # safe_open has checked that the tensors tile the data region up to the end of the file
+    data = sum(spec.nbytes for spec in _stored_specs(dirs).values())
     n_params = sum(torch.Size(s).numel() for s in expected_shapes(dirs, fmt).values())
     if data != 2 * n_params:
         return CheckOutcome.fail(

@@ -82,7 +82,8 @@ def test_micro_models_materialize_reproducibly_with_the_configured_size(
 
 
 def test_micro_mtp_loads_into_the_transformer(demo_settings: Settings) -> None:
-    from wmtp_assets.models.meta_mtp import ModelArgs, Transformer
+    from wmtp_assets.models.mtp.args import ModelArgs
+    from wmtp_assets.models.mtp.model import Transformer
 
     assert _materialize(demo_settings).success
     dirs = Layout(demo_settings.storage_root).model("micro_mtp")

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import builtins
+import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from wmtp_assets.demo.tokenizer import train_demo_tokenizer
+from wmtp_assets.models.mtp.args import ModelArgs
+from wmtp_assets.models.mtp.model import Transformer
+from wmtp_assets.models.tokenizer_files import tokenizer_info
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,3 +64,46 @@ def run_python(
     if check and result.returncode != 0:
         raise AssertionError(f"subprocess failed ({result.returncode}):\n{result.stderr[-3000:]}")
     return result
+
+
+META_PARAMS: dict[str, object] = {
+    "dim": 64,
+    "n_layers": 4,
+    "n_heads": 4,
+    "n_kv_heads": 4,
+    "vocab_size": -1,
+    "multiple_of": 32,
+    "ffn_dim_multiplier": None,
+    "norm_eps": 1e-5,
+    "rope_theta": 10000.0,
+    "n_future_tokens": 2,
+}
+
+
+def _source_state(args: ModelArgs, seed: int) -> dict[str, torch.Tensor]:
+    model = Transformer(args)
+    model.init_weights(seed)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    state["rope.freqs"] = torch.ones(args.head_dim // 2)
+    return state
+
+
+def make_meta_raw(
+    root: Path,
+    tokenizer_model: Path,
+    *,
+    seed: int = 0,
+    edit: Callable[[dict[str, torch.Tensor]], None] | None = None,
+    params: dict[str, object] | None = None,
+) -> Path:
+    """A Hub-layout raw folder: 7B_1T_4/{consolidated.pth,params.json} and tokenizer.model."""
+    folder = root / "7B_1T_4"
+    folder.mkdir(parents=True)
+    (root / "tokenizer.model").write_bytes(tokenizer_model.read_bytes())
+    args = ModelArgs(**{**META_PARAMS, "vocab_size": tokenizer_info(tokenizer_model).vocab_size})
+    state = _source_state(args, seed)
+    if edit is not None:
+        edit(state)
+    torch.save(state, folder / "consolidated.pth")
+    (folder / "params.json").write_text(json.dumps(META_PARAMS if params is None else params))
+    return root

@@ -103,6 +103,20 @@ def test_missing_and_garbage_files(tmp_path: Path) -> None:
         load_torch_checkpoint(garbage, notify=lambda _: None)
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [lambda b: b[:-10], lambda b: b + b"xx", lambda b: b[:5], lambda b: b"\xff" * 8 + b[8:]],
+    ids=["truncated", "trailing-bytes", "no-length", "huge-header"],
+)
+def test_damaged_safetensors_refused_naming_the_file(tmp_path: Path, damage: object) -> None:
+    """``safe_open`` validates header length, offsets and tiling; the error names the file."""
+    path = tmp_path / "model.safetensors"
+    save_file({"w": torch.ones(64, dtype=torch.float16), "n": torch.ones(3)}, path)
+    path.write_bytes(damage(path.read_bytes()))  # type: ignore[operator]
+    with pytest.raises(CheckpointError, match=f"{path}: not a readable safetensors file"):
+        open_checkpoint(path)
+
+
 def _write_sharded(folder: Path, fmt: str) -> dict[str, torch.Tensor]:
     state = _state(4)
     names = sorted(state)

@@ -13,9 +13,11 @@ from safetensors.torch import load_file
 
 from wmtp_assets.files.hashing import read_sha256sums, sha256_file
 from wmtp_assets.files.layout import ModelDirs
-from wmtp_assets.models.convert_hf_llama import HfCheckpointMismatchError, convert_hf_llama
+from wmtp_assets.models.convert_hf_llama import convert_hf_llama
 from wmtp_assets.models.fp16_cast import Float16RangeError
+from wmtp_assets.models.fp16_conversion import ConversionReport
 from wmtp_assets.models.hf_llama import HFConfigError
+from wmtp_assets.models.shapes import ShapeMismatchError
 from wmtp_assets.models.tokenizer_files import load_sentencepiece, write_tokenizer_folder
 from wmtp_assets_tests.models.checkpoint_fixtures import make_tokenizer
 
@@ -80,8 +82,8 @@ def _copy_raw(src: Path, dest: Path) -> Path:
     return dest
 
 
-def _convert(raw: Path, dirs: ModelDirs, **kwargs: object) -> object:
-    return convert_hf_llama(
+def _convert(raw: Path, dirs: ModelDirs, **kwargs: object) -> ConversionReport:
+    outcome = convert_hf_llama(
         raw,
         dirs,
         {"kind": "mirror", "repo": "princeton-nlp/Sheared-LLaMA-2.7B"},
@@ -90,6 +92,8 @@ def _convert(raw: Path, dirs: ModelDirs, **kwargs: object) -> object:
         "test-v1",
         **kwargs,  # type: ignore[arg-type]
     )
+    assert outcome.status == "converted" and outcome.report is not None
+    return outcome.report
 
 
 def test_converts_and_loads_with_transformers(
@@ -193,19 +197,19 @@ def _tamper(raw: Path, shard: str, edit: dict[str, torch.Tensor | None]) -> None
     [
         (
             {"model.norm.weight": torch.ones(31)},
-            HfCheckpointMismatchError,
-            r"mis-shaped 1: \['model.norm.weight \(in pytorch_model-0000\d-of-00002.bin\) "
-            r"is \(31,\), config implies \(32,\)'\]",
+            ShapeMismatchError,
+            r"config.json; mis-shaped 1: model.norm.weight "
+            r"\(in pytorch_model-0000\d-of-00002.bin\) is \[31\], expected \[32\]",
         ),
         (
             {"model.extra.weight": torch.ones(2)},
-            HfCheckpointMismatchError,
-            r"unexpected 1: \['model.extra.weight \(in pytorch_model-0000\d-of-00002.bin\)'\]",
+            ShapeMismatchError,
+            r"unexpected 1: model.extra.weight \(in pytorch_model-0000\d-of-00002.bin\)",
         ),
         (
             {"model.norm.weight": None},
-            HfCheckpointMismatchError,
-            r"missing 1: \['model.norm.weight'\]",
+            ShapeMismatchError,
+            r"missing 1: model.norm.weight$",
         ),
         (
             {"model.norm.weight": torch.full((32,), 7e4)},

@@ -15,41 +15,29 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from wmtp_assets.files.hashing import read_sha256sums, sha256_file
 from wmtp_assets.files.layout import ModelDirs
 from wmtp_assets.files.lock import ArtifactLockedError
 from wmtp_assets.models.checkpoint_reader import CheckpointError
-from wmtp_assets.models.convert_meta import MetaConversionReport, convert_meta_mtp
+from wmtp_assets.models.convert_meta import convert_meta_mtp
 from wmtp_assets.models.fp16_cast import Float16RangeError
-from wmtp_assets.models.meta_mtp import (
-    ModelArgs,
-    ModelArgsError,
-    StateDictMismatchError,
-    Transformer,
-)
-from wmtp_assets.models.safetensors_writer import read_safetensors_header
+from wmtp_assets.models.fp16_conversion import ConversionReport
+from wmtp_assets.models.mtp.args import ModelArgs, ModelArgsError
+from wmtp_assets.models.mtp.model import Transformer
+from wmtp_assets.models.shapes import ShapeMismatchError
 from wmtp_assets.models.tokenizer_files import tokenizer_info
 from wmtp_assets_tests.models.checkpoint_fixtures import (
+    META_PARAMS,
     REPO_ROOT,
+    make_meta_raw,
     make_tokenizer,
     save_code_carrying,
     truncate,
 )
 
-PARAMS = {
-    "dim": 64,
-    "n_layers": 4,
-    "n_heads": 4,
-    "n_kv_heads": 4,
-    "vocab_size": -1,
-    "multiple_of": 32,
-    "ffn_dim_multiplier": None,
-    "norm_eps": 1e-5,
-    "rope_theta": 10000.0,
-    "n_future_tokens": 2,
-}
 PROVENANCE = {"kind": "mirror", "repo": "models/facebook/multi-token-prediction"}
 
 
@@ -58,37 +46,10 @@ def tokenizer_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tokenizer(tmp_path_factory.mktemp("tok") / "tokenizer.model")
 
 
-def _source_state(args: ModelArgs, seed: int) -> dict[str, torch.Tensor]:
-    model = Transformer(args)
-    model.init_weights(seed)
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    state["rope.freqs"] = torch.ones(args.head_dim // 2)
-    return state
-
-
-def make_raw(
-    root: Path,
-    tokenizer_model: Path,
-    *,
-    seed: int = 0,
-    edit: Callable[[dict[str, torch.Tensor]], None] | None = None,
-    params: dict[str, object] | None = None,
-) -> Path:
-    """A Hub-layout raw folder: 7B_1T_4/{consolidated.pth,params.json} and tokenizer.model."""
-    folder = root / "7B_1T_4"
-    folder.mkdir(parents=True)
-    (root / "tokenizer.model").write_bytes(tokenizer_model.read_bytes())
-    args = ModelArgs(**{**PARAMS, "vocab_size": tokenizer_info(tokenizer_model).vocab_size})
-    state = _source_state(args, seed)
-    if edit is not None:
-        edit(state)
-    torch.save(state, folder / "consolidated.pth")
-    (folder / "params.json").write_text(json.dumps(PARAMS if params is None else params))
-    return root
-
-
-def _convert(raw: Path, dirs: ModelDirs, **kwargs: object) -> MetaConversionReport:
-    return convert_meta_mtp(raw, dirs, PROVENANCE, None, "test-v1", **kwargs)  # type: ignore[arg-type]
+def _convert(raw: Path, dirs: ModelDirs, **kwargs: object) -> ConversionReport:
+    outcome = convert_meta_mtp(raw, dirs, PROVENANCE, None, "test-v1", **kwargs)  # type: ignore[arg-type]
+    assert outcome.status == "converted" and outcome.report is not None
+    return outcome.report
 
 
 def _snapshot(dirs: ModelDirs) -> dict[str, bytes]:
@@ -101,13 +62,13 @@ def _snapshot(dirs: ModelDirs) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def good_raw(tmp_path_factory: pytest.TempPathFactory, tokenizer_model: Path) -> Path:
-    return make_raw(tmp_path_factory.mktemp("raw-good"), tokenizer_model)
+    return make_meta_raw(tmp_path_factory.mktemp("raw-good"), tokenizer_model)
 
 
 @pytest.fixture(scope="module")
 def other_raw(tmp_path_factory: pytest.TempPathFactory, tokenizer_model: Path) -> Path:
     """A different valid checkpoint, to tell the previous artifact from a rerun."""
-    return make_raw(tmp_path_factory.mktemp("raw-other"), tokenizer_model, seed=5)
+    return make_meta_raw(tmp_path_factory.mktemp("raw-other"), tokenizer_model, seed=5)
 
 
 def test_converts_and_loads_strictly(good_raw: Path, tmp_path: Path) -> None:
@@ -127,8 +88,8 @@ def test_converts_and_loads_strictly(good_raw: Path, tmp_path: Path) -> None:
     assert read_sha256sums(dirs.sha256sums) == {"model.safetensors": report.sha256}
     assert messages[-1].startswith(f"tensor {report.n_tensors}/{report.n_tensors}")
 
-    header, _ = read_safetensors_header(dirs.weights)
-    assert {e["dtype"] for k, e in header.items() if k != "__metadata__"} == {"F16"}
+    with safe_open(dirs.weights, framework="pt") as stored:
+        assert {stored.get_slice(n).get_dtype() for n in stored.keys()} == {"F16"}  # noqa: SIM118
     converted = load_file(dirs.weights)
     reference = Transformer(args)
     reference.load_meta_state_dict({k: v for k, v in source.items() if k != "rope.freqs"})
@@ -195,11 +156,11 @@ def _poke(name: str, value: float) -> Callable[[dict[str, torch.Tensor]], None]:
 
 WQ = "layers.1.attention.wq.weight"
 FAULTS = {
-    "wrong-shape": (_set(WQ, torch.zeros(64, 63)), {}, StateDictMismatchError, WQ),
+    "wrong-shape": (_set(WQ, torch.zeros(64, 63)), {}, ShapeMismatchError, WQ),
     "extra-tensor": (
         _set("layers.9.bogus", torch.zeros(2)),
         {},
-        StateDictMismatchError,
+        ShapeMismatchError,
         "layers.9.bogus",
     ),
     "nan": (_poke(WQ, float("nan")), {}, Float16RangeError, rf"tensor '{WQ}' holds 1 NaN"),
@@ -225,12 +186,12 @@ def test_fault_keeps_previous_artifact(
     fault: str, good_raw: Path, other_raw: Path, tokenizer_model: Path, tmp_path: Path
 ) -> None:
     edit, params_edit, error, message = FAULTS[fault]
-    params = dict(PARAMS)
+    params = dict(META_PARAMS)
     if "drop" in params_edit:
         del params[params_edit["drop"]]
     else:
         params |= params_edit
-    bad_raw = make_raw(tmp_path / "raw", tokenizer_model, edit=edit, params=params)
+    bad_raw = make_meta_raw(tmp_path / "raw", tokenizer_model, edit=edit, params=params)
     dirs = ModelDirs(tmp_path / "out")
     _convert(other_raw, dirs)
     before = _snapshot(dirs)
@@ -286,14 +247,14 @@ def _subprocess_code(raw: Path, out: Path, prelude: str = "", delay: float = 0.0
             time.sleep({delay})
 
         try:
-            report = convert_meta_mtp(
+            outcome = convert_meta_mtp(
                 Path({str(raw)!r}), ModelDirs(Path({str(out)!r})), None, None, "test-v1",
                 progress, lock_timeout_s=30,
             )
         except Exception as exc:
             print(f"FAILED {{type(exc).__name__}}: {{exc}}", flush=True)
             sys.exit(3)
-        print("DONE", report.sha256, flush=True)
+        print("DONE", outcome.report.sha256, flush=True)
         """
     )
 

@@ -1,4 +1,4 @@
-"""fp16 cast: refuses what would become inf/NaN, counts what flushes to zero, streams to file."""
+"""fp16 cast: refuses what would become inf/NaN, counts what flushes to zero."""
 
 from __future__ import annotations
 
@@ -6,15 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
 
-from wmtp_assets.models.checkpoint_reader import open_checkpoint
-from wmtp_assets.models.fp16_cast import (
-    CastSummary,
-    Float16RangeError,
-    cast_to_float16,
-    stage_float16_weights,
-)
+from wmtp_assets.models.fp16_cast import CastSummary, Float16RangeError, cast_to_float16
 
 SOURCE = Path("/raw/consolidated.pth")
 
@@ -90,40 +83,3 @@ def test_non_float_and_empty() -> None:
         cast_to_float16("step", torch.arange(3), SOURCE)
     result, stats = cast_to_float16("e", torch.zeros(0, 3), SOURCE)
     assert result.dtype == torch.float16 and result.shape == (0, 3) and stats.numel == 0
-
-
-def test_stage_float16_weights_matches_reference(tmp_path: Path) -> None:
-    generator = torch.Generator().manual_seed(0)
-    state = {
-        "b.weight": torch.randn(16, 8, generator=generator),
-        "a.weight": torch.randn(8, generator=generator).to(torch.bfloat16),
-        "c.weight": torch.tensor([1e-9, 1.0]),
-    }
-    torch.save(state, tmp_path / "ckpt.pth")
-    messages: list[str] = []
-    dest = tmp_path / "out" / "model.safetensors"
-    weights = stage_float16_weights(
-        open_checkpoint(tmp_path / "ckpt.pth"),
-        sorted(state),
-        dest,
-        {"format": "pt"},
-        progress=messages.append,
-    )
-    reference = tmp_path / "ref.safetensors"
-    save_file({k: v.half() for k, v in state.items()}, reference, metadata={"format": "pt"})
-    assert weights.staged.path.read_bytes() == reference.read_bytes()
-    assert not dest.exists(), "staged, not published"
-    assert weights.cast.flushed_to_zero == 1 and weights.cast.n_params == 16 * 8 + 8 + 2
-    assert len(messages) == 3 and messages[-1].startswith("tensor 3/3")
-    assert set(load_file(weights.staged.path)) == set(state)
-
-
-def test_stage_float16_weights_failure_leaves_nothing(tmp_path: Path) -> None:
-    state = {"a": torch.ones(4), "b": torch.tensor([1.0, float("nan")])}
-    torch.save(state, tmp_path / "ckpt.pth")
-    out = tmp_path / "out"
-    with pytest.raises(Float16RangeError, match=r"ckpt.pth: tensor 'b'"):
-        stage_float16_weights(
-            open_checkpoint(tmp_path / "ckpt.pth"), ["a", "b"], out / "m.safetensors", {}
-        )
-    assert list(out.iterdir()) == []

@@ -1,6 +1,6 @@
 """A deliberately plain re-derivation of Meta's MTP Llama forward, used only as a test oracle.
 
-It shares no code with ``wmtp_assets.models.meta_mtp``: it reads a dict of tensors with Meta's
+It shares no code with ``wmtp_assets.models.mtp.model``: it reads a dict of tensors with Meta's
 key names, computes everything in float32 with explicit loops over attention heads, a
 materialised causal mask, RoPE through ``torch.view_as_complex`` and the RMSNorm/SwiGLU
 formulas, and feeds the trunk output to every prediction head. Slow, and meant to be obvious.

@@ -1,27 +1,18 @@
-"""The MTP Transformer against an independent reference, its args, loading and device handling."""
+"""The MTP Transformer against an independent reference, loading and device handling."""
 
 from __future__ import annotations
 
-import json
+import math
 import warnings
-from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
-from wmtp_assets.models.meta_mtp import (
-    ModelArgs,
-    ModelArgsError,
-    StateDictMismatchError,
-    Transformer,
-    TransformerBlock,
-    check_state_dict,
-    expected_state_dict_shapes,
-    num_parameters,
-    precompute_freqs_cis,
-)
-from wmtp_assets_tests.models.reference_llama import ReferenceConfig, reference_forward
+from wmtp_assets.models.mtp.args import ModelArgs
+from wmtp_assets.models.mtp.model import Transformer, TransformerBlock, rope
+from wmtp_assets.models.shapes import ShapeMismatchError, meta_shapes
+from wmtp_assets_tests.models.mtp.reference_llama import ReferenceConfig, reference_forward
 
 BASE: dict[str, Any] = {
     "dim": 32,
@@ -111,22 +102,38 @@ def test_return_all_heads_false_is_head_zero() -> None:
     torch.testing.assert_close(head0, reference, atol=1e-5, rtol=1e-5)
 
 
-def test_start_pos_offsets_rope_positions() -> None:
+def test_start_pos_without_cache_is_an_error() -> None:
+    """Meta's start_pos means "continue the cached sequence"; without a cache it must not
+    silently shift the RoPE positions (code ported from Meta would get wrong logits)."""
     model = _model(CONFIGS["gqa"])
     tokens = _tokens()
-    shifted = model(tokens, start_pos=11)
-    torch.testing.assert_close(shifted, _reference(model, tokens, start_pos=11), atol=1e-5, rtol=0)
-    # Without a cache a common shift is invariant (RoPE is relative), so prove which table rows
-    # are read: scrambling rows outside 11..19 changes nothing, scrambling one inside does.
-    with torch.no_grad():
-        model.freqs_cis[:11] = 1j
-        model.freqs_cis[20:] = -1
-    torch.testing.assert_close(model(tokens, start_pos=11), shifted, atol=0, rtol=0)
-    with torch.no_grad():
-        model.freqs_cis[15] = 1j
-    assert not torch.allclose(model(tokens, start_pos=11), shifted, atol=1e-3)
+    with pytest.raises(ValueError, match=r"start_pos=11 without a kv_cache"):
+        model(tokens, start_pos=11)
+    assert torch.equal(model(tokens, start_pos=0), model(tokens))
+
+
+def test_start_pos_continues_the_cache_at_its_rope_positions() -> None:
+    model = _model(CONFIGS["gqa"])
+    tokens = _tokens(seqlen=20)
+    cache = model.new_kv_cache(batch_size=2, max_len=20)
+    model(tokens[:, :11], kv_cache=cache)
+    continued = model(tokens[:, 11:], start_pos=11, kv_cache=cache)
+    reference = _reference(model, tokens)[:, 11:]
+    torch.testing.assert_close(continued, reference, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="RoPE table"):
-        model(tokens, start_pos=2 * 32 - 8)
+        model(tokens[:, :9], start_pos=2 * 32 - 8, kv_cache=model.new_kv_cache(2, 64))
+
+
+def test_rope_equals_metas_complex_table() -> None:
+    """cos/sin are Meta's ``polar(1, outer(arange(2*max_seq_len), theta^(-2i/hd)))``."""
+    args = ModelArgs(**{**BASE, "rope_theta": 500000.0})
+    hd = args.head_dim
+    freqs = 1.0 / (500000.0 ** (torch.arange(0, hd, 2)[: hd // 2].float() / hd))
+    table = torch.polar(torch.ones(64, hd // 2), torch.outer(torch.arange(64).float(), freqs))
+    cos, sin = rope(args, 5, 7, "cpu")
+    torch.testing.assert_close(cos, table.real[5:12], atol=1e-6, rtol=0)
+    torch.testing.assert_close(sin, table.imag[5:12], atol=1e-6, rtol=0)
+    assert cos.dtype == torch.float32
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
@@ -186,12 +193,11 @@ def test_meta_device_7b_layout_uses_no_memory() -> None:
         model = Transformer(SEVEN_B)
     state = model.state_dict()
     assert len(state) == 291
-    assert sum(t.numel() for t in state.values()) == 6_738_415_616 == num_parameters(SEVEN_B)
+    assert sum(t.numel() for t in state.values()) == 6_738_415_616
     assert all(t.is_meta for t in state.values())
-    assert not any("freqs" in key for key in state)
-    assert model.freqs_cis.is_meta and model.freqs_cis.dtype == torch.complex64
+    assert not any("freqs" in key for key in state) and not list(model.buffers())
     shapes = {key: tuple(t.shape) for key, t in state.items()}
-    assert list(expected_state_dict_shapes(SEVEN_B).items()) == list(shapes.items())
+    assert list(meta_shapes(SEVEN_B).items()) == list(shapes.items())
     assert SEVEN_B.ffn_hidden_dim == 11008
     assert shapes["layers.28.feed_forward.w2.weight"] == (4096, 11008)
     assert "layers.29.attention.wq.weight" not in shapes
@@ -200,22 +206,14 @@ def test_meta_device_7b_layout_uses_no_memory() -> None:
 
 
 def test_micro_layout() -> None:
-    shapes = expected_state_dict_shapes(MICRO)
+    shapes = meta_shapes(MICRO)
     assert MICRO.ffn_hidden_dim == 1536
     prefixes = sorted({".".join(key.split(".")[:2]) for key in shapes if key.count(".") >= 3})
     assert prefixes == ["extra_heads.0", "extra_heads.1", "extra_heads.2", "layers.0"]
-    assert num_parameters(MICRO) == 46_404_096
+    assert sum(math.prod(shape) for shape in shapes.values()) == 46_404_096
     with torch.device("meta"):
         model = Transformer(MICRO)
     assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == shapes
-
-
-def test_ffn_hidden_dim_rounding() -> None:
-    assert ModelArgs(dim=8192, n_layers=1, n_heads=64, vocab_size=1).ffn_hidden_dim == 22016
-    llama2_70b = ModelArgs(
-        dim=8192, n_layers=1, n_heads=64, vocab_size=1, multiple_of=4096, ffn_dim_multiplier=1.3
-    )
-    assert llama2_70b.ffn_hidden_dim == 28672
 
 
 def test_loads_meta_state_dict_strictly() -> None:
@@ -227,9 +225,9 @@ def test_loads_meta_state_dict_strictly() -> None:
     torch.testing.assert_close(model(tokens), source(tokens), atol=0, rtol=0)
 
 
-def _mismatch(state: dict[str, torch.Tensor], model: Transformer) -> StateDictMismatchError:
+def _mismatch(state: dict[str, torch.Tensor], model: Transformer) -> ShapeMismatchError:
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    with pytest.raises(StateDictMismatchError) as info:
+    with pytest.raises(ShapeMismatchError) as info:
         model.load_meta_state_dict(state, source="ckpt.pth")
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before), "nothing loads on mismatch"
@@ -256,31 +254,37 @@ def test_state_dict_mismatches_name_every_key() -> None:
     assert wk in str(misshaped) and "[16, 32]" in str(misshaped) and "[32, 32]" in str(misshaped)
 
 
-def test_check_state_dict_accepts_exact_shapes() -> None:
-    check_state_dict(SEVEN_B, {k: list(v) for k, v in expected_state_dict_shapes(SEVEN_B).items()})
-    with pytest.raises(StateDictMismatchError, match=r"rope\.freqs"):
-        check_state_dict(SEVEN_B, {**expected_state_dict_shapes(SEVEN_B), "rope.freqs": (64,)})
-
-
-def test_freqs_cis_survives_dtype_and_device_moves() -> None:
-    model = _model()
-    expected = precompute_freqs_cis(8, 64, 10000.0)
-    assert "freqs_cis" not in model.state_dict()
+def test_dtype_and_device_moves_keep_rope_exact() -> None:
+    """No RoPE buffer: casting the module never rounds the rotation (Meta keeps it float32)."""
+    model = _model(CONFIGS["gqa"])
+    tokens = _tokens()
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a complex->real cast would warn
-        model.to(torch.bfloat16)
-        assert model.freqs_cis.dtype == torch.complex64
-        model.half().float()
-    assert model.freqs_cis.dtype == torch.complex64
-    torch.testing.assert_close(model.freqs_cis, expected, atol=0, rtol=0)
-
+        warnings.simplefilter("error")
+        model.to(torch.float64).half().float()
+    assert "freqs_cis" not in model.state_dict() and not list(model.buffers())
+    torch.testing.assert_close(model(tokens), _reference(model, tokens), atol=1e-5, rtol=1e-5)
     model.to("meta")
-    assert model.freqs_cis.is_meta and model.tok_embeddings.weight.is_meta
+    assert model.tok_embeddings.weight.is_meta
     model.to_empty(device="cpu")
-    torch.testing.assert_close(model.freqs_cis, expected, atol=0, rtol=0)
-    model.freqs_cis.zero_()
-    model.reset_rope()
-    torch.testing.assert_close(model.freqs_cis, expected, atol=0, rtol=0)
+    model.init_weights(0, std=STD)
+    torch.testing.assert_close(model(tokens), _model(CONFIGS["gqa"])(tokens), atol=0, rtol=0)
+
+
+def test_one_block_loads_and_runs_alone() -> None:
+    """A block built alone, loaded from its checkpoint prefix, gives the model's block output."""
+    model = _model(CONFIGS["gqa"])
+    args = model.args
+    state = model.state_dict()
+    block = TransformerBlock(args)
+    prefix = "extra_heads.1."
+    block.load_state_dict(
+        {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+    )
+    x = torch.randn(2, 9, args.dim, generator=torch.Generator().manual_seed(3))
+    angles = rope(args, 0, 9, "cpu")
+    torch.testing.assert_close(
+        block(x, 0, angles), model.extra_heads[1](x, 0, angles), atol=0, rtol=0
+    )
 
 
 def test_meta_build_then_materialise_and_load() -> None:
@@ -302,7 +306,7 @@ def test_init_weights_is_deterministic() -> None:
         else:
             assert torch.equal(value, torch.ones_like(value)), key
     generator = torch.Generator().manual_seed(7)  # the contract: sorted names, one CPU stream
-    for name, shape in sorted(expected_state_dict_shapes(first.args).items()):
+    for name, shape in sorted(meta_shapes(first.args).items()):
         if len(shape) == 2:
             drawn = torch.empty(shape).normal_(0.0, STD, generator=generator)
             assert torch.equal(first.state_dict()[name], drawn), name
@@ -320,160 +324,3 @@ def test_blocks_are_transformer_blocks() -> None:
     blocks = [m for m in model.modules() if isinstance(m, TransformerBlock)]
     assert blocks == [*model.layers, *model.extra_heads]
     assert model.prediction_heads() == [model.layers[-1], *model.extra_heads]
-
-
-# ModelArgs ------------------------------------------------------------------------------------
-
-META_PARAMS = {
-    "dim": 4096,
-    "n_layers": 32,
-    "n_heads": 32,
-    "n_kv_heads": 32,
-    "vocab_size": 32000,
-    "multiple_of": 256,
-    "ffn_dim_multiplier": None,
-    "norm_eps": 1e-05,
-    "rope_theta": 10000.0,
-    "n_future_tokens": 4,
-}
-
-
-def _write(tmp_path: Path, data: dict[str, Any], name: str = "params.json") -> Path:
-    path = tmp_path / name
-    path.write_text(json.dumps(data))
-    return path
-
-
-def test_from_params_json_reads_meta_file_and_round_trips(tmp_path: Path) -> None:
-    args = ModelArgs.from_params_json(_write(tmp_path, {**META_PARAMS, "max_batch_size": 32}))
-    assert args == SEVEN_B
-    assert args.n_trunk_layers == 29 and args.n_extra_heads == 3 and args.head_dim == 128
-    again = ModelArgs.from_params_json(_write(tmp_path, args.to_params_json(), "again.json"))
-    assert again == args
-    minimal = {"dim": 64, "n_layers": 2, "n_heads": 4, "vocab_size": 10}
-    read = ModelArgs.from_params_json(_write(tmp_path, minimal, "min.json"))
-    assert read.n_future_tokens == 1 and read.kv_heads == 4 and read.max_seq_len == 2048
-
-
-def test_from_params_json_accepts_plan_aliases(tmp_path: Path) -> None:
-    data = {**META_PARAMS, "rms_norm_eps": 1e-6, "max_position_embeddings": 4096}
-    del data["norm_eps"]
-    args = ModelArgs.from_params_json(_write(tmp_path, data))
-    assert args.norm_eps == 1e-6 and args.max_seq_len == 4096
-    same = ModelArgs.from_params_json(_write(tmp_path, {**META_PARAMS, "rms_norm_eps": 1e-5}, "b"))
-    assert same.norm_eps == 1e-5
-
-
-def test_vocab_size_minus_one_takes_the_tokenizer_size(tmp_path: Path) -> None:
-    path = _write(tmp_path, {**META_PARAMS, "vocab_size": -1})
-    assert ModelArgs.from_params_json(path, vocab_size=32000).vocab_size == 32000
-    assert ModelArgs.from_params_json(_write(tmp_path, META_PARAMS, "b"), vocab_size=32000)
-
-
-PARAMS_ERRORS: dict[str, tuple[dict[str, Any], dict[str, Any], list[str]]] = {
-    "unknown-key": ({"hidden_dim": 11008}, {}, ["hidden_dim", "unknown key"]),
-    "missing-key": ({"drop": "n_heads"}, {}, ["n_heads", "missing"]),
-    "missing-vocab": ({"drop": "vocab_size"}, {}, ["vocab_size", "missing"]),
-    "string-int": ({"dim": "4096"}, {}, ["dim", "'4096'"]),
-    "bool-int": ({"n_layers": True}, {}, ["n_layers", "True"]),
-    "string-float": ({"norm_eps": "1e-5"}, {}, ["norm_eps"]),
-    "contradictory-eps": ({"rms_norm_eps": 1e-6}, {}, ["norm_eps", "rms_norm_eps"]),
-    "contradictory-len": (
-        {"max_seq_len": 2048, "max_position_embeddings": 4096},
-        {},
-        ["max_seq_len", "max_position_embeddings"],
-    ),
-    "vocab-minus-one": ({"vocab_size": -1}, {}, ["vocab_size", "no vocab_size argument"]),
-    "vocab-disagrees": ({}, {"vocab_size": 32001}, ["vocab_size", "32001"]),
-    "negative": ({"n_heads": -4}, {}, ["n_heads", "greater than 0"]),
-    "too-many-future": ({"n_future_tokens": 33}, {}, ["n_future_tokens", "n_layers"]),
-    "indivisible-dim": ({"n_heads": 30, "n_kv_heads": 30}, {}, ["dim", "n_heads"]),
-    "odd-head-dim": ({"dim": 4064}, {}, ["dim", "even"]),
-    "kv-heads": ({"n_kv_heads": 5}, {}, ["n_kv_heads", "n_heads"]),
-}
-
-
-@pytest.mark.parametrize("case", sorted(PARAMS_ERRORS))
-def test_from_params_json_errors_name_field_and_file(tmp_path: Path, case: str) -> None:
-    changes, kwargs, needles = PARAMS_ERRORS[case]
-    data = {**META_PARAMS, **changes}
-    data.pop(data.pop("drop", None), None)
-    path = _write(tmp_path, data)
-    with pytest.raises(ModelArgsError) as info:
-        ModelArgs.from_params_json(path, **kwargs)
-    message = str(info.value)
-    assert str(path) in message
-    for needle in needles:
-        assert needle in message
-
-
-def test_from_params_json_rejects_non_object(tmp_path: Path) -> None:
-    path = tmp_path / "params.json"
-    path.write_text("[1, 2]")
-    with pytest.raises(ModelArgsError, match="JSON object"):
-        ModelArgs.from_params_json(path)
-
-
-def test_direct_construction_errors_name_fields() -> None:
-    with pytest.raises(ModelArgsError) as info:
-        ModelArgs(dim=0, n_layers=2, n_heads=4, vocab_size=1.5)
-    assert info.value.fields == ["dim", "vocab_size"]
-    with pytest.raises(ModelArgsError, match="unknown field"):
-        ModelArgs(dim=8, n_layers=2, n_heads=4, vocab_size=1, hidden=3)
-    with pytest.raises(ModelArgsError, match="n_future_tokens"):
-        ModelArgs.model_validate({**BASE, "n_future_tokens": 4})
-
-
-def test_hf_config_round_trips(tmp_path: Path) -> None:
-    for args in (SEVEN_B, MICRO, ModelArgs(**{**BASE, **CONFIGS["ffn-multiplier"]})):
-        config = args.to_hf_config()
-        assert config["intermediate_size"] == args.ffn_hidden_dim
-        assert config["model_type"] == "wmtp_meta_mtp"
-        assert ModelArgs.from_hf_config(config) == args
-        assert ModelArgs.from_hf_config(_write(tmp_path, config, "config.json")) == args
-
-
-def test_hf_config_tolerates_informational_keys() -> None:
-    config = {
-        **MICRO.to_hf_config(),
-        "torch_dtype": "float16",
-        "transformers_version": "4.45.0",
-        "bos_token_id": 1,
-        "eos_token_id": 2,
-        "pad_token_id": None,
-        "initializer_range": 0.02,
-        "use_cache": True,
-        "attention_bias": False,
-        "mlp_bias": False,
-        "rope_scaling": None,
-        "attention_dropout": 0.0,
-        "pretraining_tp": 1,
-        "head_dim": 64,
-    }
-    assert ModelArgs.from_hf_config(config) == MICRO
-
-
-HF_ERRORS: dict[str, tuple[dict[str, Any], list[str]]] = {
-    "intermediate": ({"intermediate_size": 1365}, ["intermediate_size", "1365", "1536"]),
-    "head-dim": ({"head_dim": 128}, ["head_dim", "128", "64"]),
-    "unknown": ({"num_experts": 8}, ["num_experts", "unknown key"]),
-    "act": ({"hidden_act": "gelu"}, ["hidden_act", "gelu"]),
-    "tied": ({"tie_word_embeddings": True}, ["tie_word_embeddings"]),
-    "rope-scaling": ({"rope_scaling": {"type": "linear", "factor": 2.0}}, ["rope_scaling"]),
-    "wrong-type": ({"hidden_size": "512"}, ["hidden_size", "'512'"]),
-    "missing": ({"drop": "num_hidden_layers"}, ["num_hidden_layers", "missing"]),
-}
-
-
-@pytest.mark.parametrize("case", sorted(HF_ERRORS))
-def test_hf_config_errors_name_field_and_file(tmp_path: Path, case: str) -> None:
-    changes, needles = HF_ERRORS[case]
-    data = {**MICRO.to_hf_config(), **changes}
-    data.pop(data.pop("drop", None), None)
-    path = _write(tmp_path, data, "config.json")
-    with pytest.raises(ModelArgsError) as info:
-        ModelArgs.from_hf_config(path)
-    message = str(info.value)
-    assert str(path) in message
-    for needle in needles:
-        assert needle in message

@@ -14,7 +14,8 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from wmtp_assets.models.meta_mtp import ModelArgs, Transformer, TransformerBlock, fsdp_wrap_policy
+from wmtp_assets.models.mtp.args import ModelArgs
+from wmtp_assets.models.mtp.model import Transformer, TransformerBlock, fsdp_wrap_policy
 
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch built without distributed")
 
@@ -90,7 +91,6 @@ def test_fully_shard_per_block_gives_the_plain_gradients() -> None:
     assert isinstance(sharded, FSDPModule)
     assert len(_blocks(sharded)) == N_BLOCKS == 4
     assert all(isinstance(block, FSDPModule) for block in _blocks(sharded))
-    assert sharded.freqs_cis.dtype == torch.complex64
 
     expected_logits, expected_loss = _loss(plain)
     logits, loss = _loss(sharded)
@@ -112,8 +112,6 @@ def test_meta_build_shard_then_materialise() -> None:
     _fully_shard(model)
     model.to_empty(device="cpu")
     model.init_weights(SEED, std=0.1)
-    assert model.freqs_cis.dtype == torch.complex64
-    torch.testing.assert_close(model.freqs_cis, _plain().freqs_cis, atol=0, rtol=0)
     expected_logits, _ = _loss(_plain())
     logits, _ = _loss(model)
     torch.testing.assert_close(logits, expected_logits, atol=1e-6, rtol=1e-6)
