@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from wmtp_assets.defs.worker import die_with_parent
 from wmtp_assets.files.layout import Layout
 from wmtp_assets.settings import Settings
 from wmtp_assets.sources import Source, source_from_settings
@@ -18,6 +19,9 @@ class WmtpResource(dg.ConfigurableResource):
     tokenizer_sha256: str = Field(description="WMTP_TOKENIZER_SHA256 every tokenizer must have")
     max_tokens: int = Field(description="WMTP_MAX_TOKENS for dataset records")
     device: str = Field(description="WMTP_DEVICE: auto, cuda, mps or cpu")
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        die_with_parent()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "WmtpResource":
