@@ -96,11 +96,14 @@ def atomic_write_text(dest: Path | str, text: str) -> Path:
     return atomic_write_bytes(dest, text.encode("utf-8"))
 
 
+def json_bytes(obj: Any) -> bytes:
+    """``obj`` as indented, key-sorted UTF-8 JSON ending in a newline (stable bytes and hash)."""
+    return (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
 def atomic_write_json(dest: Path | str, obj: Any) -> Path:
-    """Write ``obj`` as indented, key-sorted JSON (stable bytes for stable hashes)."""
-    return atomic_write_text(
-        dest, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    )
+    """Write ``obj`` as :func:`json_bytes` atomically."""
+    return atomic_write_bytes(dest, json_bytes(obj))
 
 
 def atomic_copy(src: Path | str, dest: Path | str, chunk_size: int = 16 << 20) -> Path:
