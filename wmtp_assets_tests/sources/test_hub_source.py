@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import socket
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import pytest
@@ -324,3 +326,61 @@ def test_offline_mode_serves_raw_or_cache_only(hub: HubStandin, tmp_path: Path) 
     assert out["cache_location"] == hub.url
     assert "HF_HUB_OFFLINE" in out["error"] and MTP in out["error"]
     assert not (tmp_path / "other" / "raw").exists()
+
+
+def test_token_echoed_by_the_hub_reaches_no_error_chain_log_or_output(
+    hub: HubStandin,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A Hub or proxy that echoes the Authorization header must not leak HF_TOKEN anywhere.
+
+    Logs at INFO and above: the HTTP library's DEBUG wire trace prints raw response headers by
+    design, and whoever turns it on asks for exactly that.
+    """
+    secret = "hf_echoed_secret_5555555555"
+    repo = hub.add_repo(MTP, MTP_FILES, token="hf_right_token_0123456789")
+    repo.echo_authorization = True
+    monkeypatch.setenv("HF_TOKEN", secret)
+    caplog.set_level(logging.INFO)
+    messages: list[str] = []
+
+    with pytest.raises(SourceAuthError) as caught:
+        HubSource(endpoint=hub.url).fetch(
+            ref(MTP, "model", "main", MTP_PATTERNS), tmp_path / "raw", progress=messages.append
+        )
+
+    assert any(secret in error for error in hub.errors)  # the stand-in did echo it
+    error = caught.value
+    assert error.__cause__ is None and error.__context__ is None
+    rendered = [str(error), repr(error), "".join(traceback.format_exception(error))]
+    assert all(secret not in text for text in rendered)
+    assert MTP in str(error) and "HF_TOKEN" in str(error)
+    assert secret not in caplog.text
+    out = capsys.readouterr()
+    assert secret not in out.out + out.err + "".join(messages)
+
+
+def test_flipped_byte_in_raw_is_fetched_again_not_reused(hub: HubStandin, tmp_path: Path) -> None:
+    """Same size, same mtime, a record that still matches the Hub: only the bytes tell."""
+    hub.add_repo(MTP, MTP_FILES)
+    raw = tmp_path / "raw"
+    source = HubSource(endpoint=hub.url)
+    source.fetch(ref(MTP, "model", "main", MTP_PATTERNS), raw)
+    path = "7B_1T_4/consolidated.pth"
+    local = raw / path
+    before = local.stat()
+    rotten = bytearray(local.read_bytes())
+    rotten[len(rotten) // 3] ^= 0x01
+    local.write_bytes(rotten)
+    os.utime(local, ns=(before.st_atime_ns, before.st_mtime_ns))
+    hub.requests.clear()
+
+    again = source.fetch(ref(MTP, "model", "main", MTP_PATTERNS), raw)
+
+    assert sorted(again.reused) == ["7B_1T_4/params.json", "tokenizer.model"]
+    assert [p.rsplit("/", 1)[-1] for p in hub.downloads()] == ["consolidated.pth"]
+    assert local.read_bytes() == MTP_FILES[path]
+    assert {r.path: r.sha256 for r in again.provenance.files}[path] == sha256(MTP_FILES[path])

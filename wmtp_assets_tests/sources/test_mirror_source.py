@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -215,3 +216,96 @@ def test_source_from_settings(tmp_path: Path) -> None:
     (tmp_path / SOURCE_FILE).write_text("{}")
     with pytest.raises(SourceError):
         read_provenance(tmp_path)
+
+
+@pytest.mark.parametrize("manifest", [True, False])
+def test_flipped_byte_in_raw_is_copied_again_not_reused(tmp_path: Path, manifest: bool) -> None:
+    build_mirror(tmp_path / "mirror", MBPP_FILES, manifest=manifest)
+    raw = tmp_path / "raw"
+    source = MirrorSource(tmp_path / "mirror")
+    source.fetch(ref(MBPP, "dataset", "main", ["full/*"]), raw)
+    path = "full/train-00000-of-00001.parquet"
+    local = raw / path
+    before = local.stat()
+    rotten = bytearray(local.read_bytes())
+    rotten[7] ^= 0x80
+    local.write_bytes(rotten)
+    os.utime(local, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    again = source.fetch(ref(MBPP, "dataset", "main", ["full/*"]), raw)
+
+    assert path not in again.reused and len(again.reused) == 2
+    assert local.read_bytes() == MBPP_FILES[path]
+
+
+def test_symlink_in_the_mirror_is_refused_by_name(tmp_path: Path) -> None:
+    repo_dir = build_mirror(tmp_path / "mirror", MBPP_FILES, manifest=False)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("outside the mirror")
+    link = repo_dir / "full" / "extra-00000-of-00001.parquet"
+    link.symlink_to(secret)
+    raw = tmp_path / "raw"
+    source = MirrorSource(tmp_path / "mirror")
+
+    with pytest.raises(SourceError) as caught:
+        source.fetch(ref(MBPP, "dataset", "main", ["full/*"]), raw)
+
+    message = str(caught.value)
+    assert str(link) in message and "symlink" in message and "\n" not in message
+    assert not raw.exists()
+    with pytest.raises(SourceError, match="symlink"):
+        write_mirror_manifest(tmp_path / "mirror", ref(MBPP, "dataset", "main"), COMMIT)
+    link.unlink()
+    link.symlink_to(repo_dir / "README.md")  # a link that stays inside is refused too
+    with pytest.raises(SourceError, match="symlink"):
+        source.fetch(ref(MBPP, "dataset", "main", ["full/extra-*"]), raw)
+    assert source.fetch(ref(MBPP, "dataset", "main", ["full/test-*"]), raw).files
+
+
+def test_file_resolving_outside_the_mirror_is_refused(tmp_path: Path) -> None:
+    """A linked folder on the way: the file itself is no link, but its bytes live elsewhere."""
+    repo_dir = build_mirror(tmp_path / "mirror", MBPP_FILES)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "prompt-00000-of-00001.parquet").write_bytes(b"not the mirror's")
+    (repo_dir / "linked").symlink_to(outside, target_is_directory=True)
+    manifest = json.loads((repo_dir / MANIFEST_NAME).read_text())
+    manifest["files"]["linked/prompt-00000-of-00001.parquet"] = {
+        "sha256": hashlib.sha256(b"not the mirror's").hexdigest(),
+        "size": len(b"not the mirror's"),
+    }
+    (repo_dir / MANIFEST_NAME).write_text(json.dumps(manifest))
+
+    with pytest.raises(SourceError) as caught:
+        MirrorSource(tmp_path / "mirror").fetch(
+            ref(MBPP, "dataset", "main", ["linked/*"]), tmp_path / "raw"
+        )
+
+    assert "linked/prompt-00000-of-00001.parquet" in str(caught.value)
+    assert "outside" in str(caught.value)
+    assert not (tmp_path / "raw").exists()
+
+
+def test_full_disk_while_installing_names_the_file_and_keeps_raw(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo_dir = build_mirror(tmp_path / "mirror", MBPP_FILES)
+    raw = tmp_path / "raw"
+    source = MirrorSource(tmp_path / "mirror")
+    source.fetch(ref(MBPP, "dataset", "main", ["full/*"]), raw)
+    before = {p.relative_to(raw): p.read_bytes() for p in raw.rglob("*") if p.is_file()}
+    path = "full/test-00000-of-00001.parquet"
+    (repo_dir / path).write_bytes(b"a new upstream version")
+    write_mirror_manifest(tmp_path / "mirror", ref(MBPP, "dataset", "main"), COMMIT)
+
+    def no_space(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    with pytest.raises(SourceError) as caught:
+        source.fetch(ref(MBPP, "dataset", "main", ["full/*"]), raw)
+    monkeypatch.undo()
+
+    assert str(raw / path) in str(caught.value) and "No space left" in str(caught.value)
+    after = {p.relative_to(raw): p.read_bytes() for p in raw.rglob("*") if p.is_file()}
+    assert after == before
