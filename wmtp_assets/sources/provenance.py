@@ -2,7 +2,8 @@
 
 A :class:`Provenance` lists every file of ``raw/`` with its size and SHA256. Its presence means
 each listed file was on disk, complete, with that SHA256 when it was written; disks rot, so
-:func:`verify_raw` re-hashes the bytes against it (the raw assets' blocking check wraps it).
+:func:`verify_raw` re-hashes the bytes against it (a pure check, for an asset check on the raw
+assets to wrap).
 """
 
 from __future__ import annotations
