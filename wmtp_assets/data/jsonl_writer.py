@@ -4,7 +4,7 @@ Lines are ``model_dump_json()`` of the record models: UTF-8 without ``\\u`` esca
 (``ensure_ascii=False``), field order as declared, no spaces, ``\\n`` terminated. Each unit of work
 writes its own part file; ``Concatenation`` joins the parts in order into the split's file while
 later units still run, hashing the bytes on the way. Everything is written to temporary files
-(``Staging`` in ``staging.py`` decides when they become artifacts).
+(``files.staging.Staging`` decides when they become artifacts).
 """
 
 from __future__ import annotations

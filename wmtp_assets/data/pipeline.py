@@ -60,7 +60,6 @@ from wmtp_assets.data.jsonl_writer import BUFFER, Concatenation, JsonlWriter
 from wmtp_assets.data.partitions import Partition
 from wmtp_assets.data.problem_index import IndexBuilder, IndexHeader
 from wmtp_assets.data.schema import write_schema
-from wmtp_assets.data.staging import Staging
 from wmtp_assets.data.stats import (
     DropReason,
     SplitStats,
@@ -69,10 +68,11 @@ from wmtp_assets.data.stats import (
 )
 from wmtp_assets.data.token_count import TokenCounter
 from wmtp_assets.data.upstream_schema import check_columns
-from wmtp_assets.files.atomic import TMP_MARK
+from wmtp_assets.files.atomic import sweep_tmp_of
 from wmtp_assets.files.hashing import sha256_file
 from wmtp_assets.files.layout import DatasetDirs
 from wmtp_assets.files.lock import artifact_lock
+from wmtp_assets.files.staging import Staging
 
 DEFAULT_BATCH_ROWS = 16
 MIN_UNIT_ROWS = 64
@@ -174,7 +174,7 @@ def process_split(
         Staging() as staging,
     ):
         for path in (jsonl, index_path, stats_path):
-            _sweep_temporaries(path)
+            sweep_tmp_of(path)
         jsonl_tmp = staging.stage(jsonl)
         plan = _plan_units(files, converter)
         processes = max(1, min(workers, len(plan)))
@@ -307,14 +307,6 @@ def _available_cpus() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
-
-
-def _sweep_temporaries(dest: Path) -> None:
-    """Delete temporaries an interrupted run of this split left beside ``dest`` (only this
-    split's: other splits of the dataset may be running and writing their own)."""
-    if dest.parent.is_dir():
-        for stale in dest.parent.glob(f".{dest.name}{TMP_MARK}*"):
-            stale.unlink(missing_ok=True)
 
 
 def _plan_units(

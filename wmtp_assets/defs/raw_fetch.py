@@ -7,11 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from wmtp_assets.defs.resources import WmtpResource
-from wmtp_assets.files.lock import artifact_lock
-from wmtp_assets.sources import Provenance
-from wmtp_assets.sources.base import RepoType
-
-FETCH_LOCK_TIMEOUT_S = 3600.0
+from wmtp_assets.sources import Provenance, RepoRef, RepoType
 
 
 def provenance_version(provenance: Provenance, paths: Sequence[str] | None = None) -> str:
@@ -34,11 +30,8 @@ def fetch_raw(
     dest: Path,
 ) -> dg.MaterializeResult:
     """Fetch ``patterns`` of ``repo_id`` into ``dest`` (a ``raw/`` folder) and describe it."""
-    source = wmtp.source()
-    with artifact_lock(dest.parent, timeout_s=FETCH_LOCK_TIMEOUT_S):
-        result = source.fetch(
-            repo_id, repo_type, revision, patterns, dest, progress=context.log.info
-        )
+    ref = RepoRef(repo_id=repo_id, repo_type=repo_type, revision=revision, patterns=tuple(patterns))
+    result = wmtp.source().fetch(ref, dest, progress=context.log.info)
     provenance = result.provenance
     fetched = sorted(result.files)
     by_path = {r.path: r for r in provenance.files}

@@ -17,7 +17,7 @@ from wmtp_assets.demo.dataset_mirror import build_dataset_mirror
 from wmtp_assets.demo.model_mirror import DEMO_COMMIT, build_meta_repo, build_sheared_repo
 from wmtp_assets.demo.tokenizer import train_demo_tokenizer
 from wmtp_assets.files.hashing import sha256_file
-from wmtp_assets.sources import write_mirror_manifest
+from wmtp_assets.sources import RepoRef, write_mirror_manifest
 
 
 class DemoMirror(BaseModel):
@@ -38,5 +38,6 @@ def build_demo_mirror(root: Path) -> DemoMirror:
     for spec in DATASETS.values():
         pinned = re.fullmatch(r"[0-9a-f]{40}", spec.revision) is not None
         commit = spec.revision if pinned else DEMO_COMMIT
-        write_mirror_manifest(root / "datasets" / spec.repo_id, spec.revision, commit)
+        ref = RepoRef(repo_id=spec.repo_id, repo_type="dataset", revision=spec.revision)
+        write_mirror_manifest(root, ref, commit)
     return DemoMirror(root=root, tokenizer_sha256=sha256)

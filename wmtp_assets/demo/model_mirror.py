@@ -22,7 +22,7 @@ from wmtp_assets.models.mtp.args import ModelArgs
 from wmtp_assets.models.seeded_init import seeded_state_dict
 from wmtp_assets.models.shapes import hf_llama_shapes, meta_shapes
 from wmtp_assets.models.tokenizer_files import load_sentencepiece, write_tokenizer_folder
-from wmtp_assets.sources import write_mirror_manifest
+from wmtp_assets.sources import RepoRef, mirror_repo_dir, write_mirror_manifest
 
 META_REPO = "facebook/multi-token-prediction"
 SHEARED_REPO = "princeton-nlp/Sheared-LLaMA-2.7B"
@@ -54,7 +54,8 @@ def tiny_meta_params(vocab_size: int) -> dict[str, object]:
 
 def build_meta_repo(mirror_root: Path, tokenizer_model: Path, seed: int = 7) -> Path:
     """Write the tiny Meta MTP repo; returns the repo folder."""
-    repo = mirror_root / "models" / META_REPO
+    ref = _demo_ref(META_REPO)
+    repo = mirror_repo_dir(mirror_root, ref)
     vocab = load_sentencepiece(tokenizer_model).vocab_size()
     params = tiny_meta_params(vocab)
     args = ModelArgs(**params)
@@ -64,7 +65,7 @@ def build_meta_repo(mirror_root: Path, tokenizer_model: Path, seed: int = 7) -> 
     _torch_save(state, repo / "7B_1T_4" / "consolidated.pth")
     atomic_write_bytes(repo / "7B_1T_4" / "params.json", json.dumps(params).encode())
     atomic_copy(tokenizer_model, repo / "tokenizer.model")
-    write_mirror_manifest(repo, DEMO_REVISION, DEMO_COMMIT)
+    write_mirror_manifest(mirror_root, ref, DEMO_COMMIT)
     return repo
 
 
@@ -72,7 +73,8 @@ def build_sheared_repo(
     mirror_root: Path, tokenizer_model: Path, tokenizer_sha256: str, seed: int = 11
 ) -> Path:
     """Write the tiny Sheared-LLaMA repo as two float32 ``.bin`` shards and an index."""
-    repo = mirror_root / "models" / SHEARED_REPO
+    ref = _demo_ref(SHEARED_REPO)
+    repo = mirror_repo_dir(mirror_root, ref)
     vocab = load_sentencepiece(tokenizer_model).vocab_size()
     config = llama_config(
         hidden_size=64,
@@ -105,5 +107,9 @@ def build_sheared_repo(
         repo / "generation_config.json", {"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0}
     )
     write_tokenizer_folder(tokenizer_model, repo, tokenizer_sha256)
-    write_mirror_manifest(repo, DEMO_REVISION, DEMO_COMMIT)
+    write_mirror_manifest(mirror_root, ref, DEMO_COMMIT)
     return repo
+
+
+def _demo_ref(repo_id: str) -> RepoRef:
+    return RepoRef(repo_id=repo_id, repo_type="model", revision=DEMO_REVISION)

@@ -2,7 +2,8 @@
 
 Contract: data goes to a temporary file in the destination folder (same filesystem, so the
 final ``os.replace`` is atomic), is flushed and fsynced, then renamed over the destination and
-the folder is fsynced. A crash, a full disk or SIGKILL at any point leaves at most a
+the folder is fsynced. Any failure, including one of ``fsync`` or ``close`` (a full disk or an
+NFS server reports late), removes the temporary file. SIGKILL at any point leaves at most a
 ``.<name>.tmp-*`` file, which never looks like the artifact and is swept by the next write.
 """
 
@@ -49,25 +50,37 @@ def sweep_stale_tmp(folder: Path) -> list[Path]:
     return removed
 
 
+def sweep_tmp_of(dest: Path) -> None:
+    """Remove the temporaries (files or folders) an interrupted write of ``dest`` left beside it.
+
+    Only ``dest``'s own: other artifacts in the folder may be being written by other runs. The
+    caller holds the lock that serialises writes of ``dest``.
+    """
+    if not dest.parent.is_dir():
+        return
+    for stale in dest.parent.glob(f".{dest.name}{TMP_MARK}*"):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_open(dest: Path | str) -> Iterator[BinaryIO]:
     """Open a binary temporary file that replaces ``dest`` only if the block completes."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_path_for(dest)
-    fh = open(tmp, "xb")  # noqa: SIM115 - closed below on every path
     try:
-        yield fh
-        fh.flush()
-        os.fsync(fh.fileno())
-        fh.close()
+        with open(tmp, "xb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, dest)
-        fsync_dir(dest.parent)
     except BaseException:
-        fh.close()
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        tmp.unlink(missing_ok=True)
         raise
+    fsync_dir(dest.parent)
 
 
 def atomic_write_bytes(dest: Path | str, data: bytes) -> Path:
@@ -83,11 +96,14 @@ def atomic_write_text(dest: Path | str, text: str) -> Path:
     return atomic_write_bytes(dest, text.encode("utf-8"))
 
 
+def json_bytes(obj: Any) -> bytes:
+    """``obj`` as indented, key-sorted UTF-8 JSON ending in a newline (stable bytes and hash)."""
+    return (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
 def atomic_write_json(dest: Path | str, obj: Any) -> Path:
-    """Write ``obj`` as indented, key-sorted JSON (stable bytes for stable hashes)."""
-    return atomic_write_text(
-        dest, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    )
+    """Write ``obj`` as :func:`json_bytes` atomically."""
+    return atomic_write_bytes(dest, json_bytes(obj))
 
 
 def atomic_copy(src: Path | str, dest: Path | str, chunk_size: int = 16 << 20) -> Path:

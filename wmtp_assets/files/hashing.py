@@ -1,4 +1,4 @@
-"""SHA256 of files and the ``SHA256SUMS`` format that ``sha256sum -c`` reads.
+"""SHA256 (and git blob ids) of files, and the ``SHA256SUMS`` format that ``sha256sum -c`` reads.
 
 hashlib is used directly: coreutils ``sha256sum`` is several times slower on these machines
 (REFERENCE §7), and hashing in-process lets callers hash bytes as they are written.
@@ -7,6 +7,7 @@ hashlib is used directly: coreutils ``sha256sum`` is several times slower on the
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 from wmtp_assets.files.atomic import atomic_write_text
 
 CHUNK = 8 << 20
+"""Read size of the callers that copy and hash in one pass (memory bounded by it)."""
 _SUMS_LINE = re.compile(r"^([0-9a-f]{64}) [ *](.+)$")
 
 
@@ -21,13 +23,24 @@ class ChecksumFileError(ValueError):
     """A ``SHA256SUMS`` file that cannot be parsed."""
 
 
-def sha256_file(path: Path | str, chunk_size: int = CHUNK) -> str:
-    """Hex SHA256 of a file, read in chunks (memory bounded by ``chunk_size``)."""
-    digest = hashlib.sha256()
+def sha256_file(path: Path | str) -> str:
+    """Hex SHA256 of a file (``hashlib.file_digest``: bounded memory, no Python loop)."""
     with open(path, "rb") as fh:
-        while chunk := fh.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def git_blob_header(size: int) -> bytes:
+    """What git hashes before a blob's bytes: ``b"blob <size>\\0"``."""
+    return f"blob {size}\0".encode()
+
+
+def git_blob_sha1(path: Path | str) -> str:
+    """Git's object id of a file: sha1 of :func:`git_blob_header` followed by its bytes."""
+    with open(path, "rb") as fh:
+        header = git_blob_header(os.fstat(fh.fileno()).st_size)
+        return hashlib.file_digest(
+            fh, lambda: hashlib.sha1(header, usedforsecurity=False)
+        ).hexdigest()
 
 
 def write_sha256sums(path: Path | str, entries: Mapping[str, str]) -> Path:

@@ -2,27 +2,30 @@
 
 One fetch resolves the requested revision to a commit once (``repo_info`` with file metadata:
 the commit ``sha`` and, per file, size, git blob id and LFS SHA256), then downloads every
-selected file at that commit with ``hf_hub_download`` into the staging folder beside ``raw/``.
-The client only checks sizes, so each file is verified here: LFS files by the SHA256 the Hub
-advertises (also their ETag), regular git files by their git blob id; this re-reads each new
-file once (about 1 GB/s here, REFERENCE §7). The SHA256 of every file is recorded in
-``SOURCE.json``.
+selected file at that commit with ``hf_hub_download`` into the client's download folder beside
+``raw/`` (``.raw.incoming``, where it keeps its resume state; wiped before and after each fetch)
+and moves it into its staged temporary in ``raw/``. The client only checks sizes, so each file
+is verified here: LFS files by the SHA256 the Hub advertises (also their ETag), regular git files
+by their git blob id; this re-reads each new file once (about 1 GB/s here, REFERENCE §7). The
+SHA256 of every file is recorded in ``SOURCE.json``.
 
 The library's own settings are honoured as it reads them: ``HF_ENDPOINT`` (when no endpoint is
 given), ``HF_TOKEN`` (when no token is given), ``HF_HUB_OFFLINE``, ``HF_HUB_ETAG_TIMEOUT``,
 ``HF_HUB_DOWNLOAD_TIMEOUT``. In offline mode a fetch is served from ``raw/`` when its
 ``SOURCE.json`` already covers the request, else from the Hugging Face cache (a snapshot that
 ``hf download`` or ``snapshot_download`` left there, verified against its blob names), else it
-fails with :class:`SourceUnreachableError`. Tokens never appear in messages.
+fails with :class:`SourceUnreachableError`. Tokens never appear in messages, and no error this
+module raises is chained to the library's exception (whose text may echo the token).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx2
 from huggingface_hub import HfApi, constants, hf_hub_download, snapshot_download
@@ -35,30 +38,22 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-from huggingface_hub.hf_api import RepoSibling
-from huggingface_hub.utils import tqdm as hf_tqdm
+from huggingface_hub.hf_api import DatasetInfo, ModelInfo, RepoSibling
+from huggingface_hub.utils.tqdm import tqdm as hf_tqdm
 
-from wmtp_assets.sources.base import (
-    Digests,
-    FetchResult,
-    Progress,
-    ProgressMeter,
-    RemoteFile,
-    RepoType,
-    Source,
+from wmtp_assets.sources.contract import FetchResult, RepoRef, Source
+from wmtp_assets.sources.errors import (
     SourceAuthError,
     SourceError,
     SourceFileMissingError,
     SourceUnreachableError,
-    copy_and_hash,
-    describe,
-    fetch_into_raw,
-    file_digests,
-    read_provenance,
-    record_present,
-    select_files,
 )
+from wmtp_assets.sources.install import RemoteFile, Snapshot, install_snapshot, select_files
+from wmtp_assets.sources.progress import Progress, ProgressMeter
+from wmtp_assets.sources.provenance import check_record, read_provenance
+from wmtp_assets.sources.transfer import Digests, copy_and_hash, file_digests
 
+T = TypeVar("T")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _GIT_SHA1 = re.compile(r"[0-9a-f]{40}")
 
@@ -82,125 +77,103 @@ class HubSource(Source):
     def __repr__(self) -> str:  # never show the token
         return f"HubSource(endpoint={self.location!r})"
 
-    def fetch(
-        self,
-        repo_id: str,
-        repo_type: RepoType,
-        revision: str,
-        patterns: Sequence[str],
-        dest: Path,
-        progress: Progress | None = None,
-    ) -> FetchResult:
+    def _fetch(self, ref: RepoRef, dest: Path, progress: Progress | None) -> FetchResult:
         if constants.is_offline_mode():
-            return self._fetch_offline(repo_id, repo_type, revision, patterns, Path(dest), progress)
-        repo = describe(repo_type, repo_id, revision)
-        what = f"{repo}, files {list(patterns)}"
-        try:
-            info = HfApi(endpoint=self._endpoint, token=self._token).repo_info(
-                repo_id,
-                repo_type=repo_type,
-                revision=revision,
+            return self._fetch_offline(ref, dest, progress)
+        what = f"{ref}, files {list(ref.patterns)}"
+        info = self._call(
+            what,
+            lambda: HfApi(endpoint=self._endpoint, token=self._token).repo_info(
+                ref.repo_id,
+                repo_type=ref.repo_type,
+                revision=ref.revision,
                 files_metadata=True,
                 timeout=constants.HF_HUB_DOWNLOAD_TIMEOUT,
-            )
-        except Exception as exc:
-            raise self._translate(exc, what) from exc
-        if not info.sha or info.siblings is None:
+            ),
+        )
+        if not isinstance(info, ModelInfo | DatasetInfo) or not info.sha or info.siblings is None:
             raise SourceError(f"{what}: {self.location} answered without a commit or file list")
         listing = {sibling.rfilename: _remote_file(sibling, what) for sibling in info.siblings}
         commit = info.sha
+        downloads = dest.parent / f".{dest.name}.incoming"  # the client's own resume state
 
-        def transfer(path: str, staging_dir: Path) -> Digests:
-            try:
-                local = hf_hub_download(
-                    repo_id,
+        def transfer(path: str, target: Path) -> Digests:
+            local = self._call(
+                f"{ref}, file '{path}'",
+                lambda: hf_hub_download(
+                    ref.repo_id,
                     path,
-                    repo_type=repo_type,
+                    repo_type=ref.repo_type,
                     revision=commit,
-                    local_dir=staging_dir,
+                    local_dir=downloads,
                     endpoint=self._endpoint,
                     token=self._token,
                     tqdm_class=(
                         _reporting_bar(progress, path, listing[path].size) if progress else None
                     ),
-                )
-            except Exception as exc:
-                raise self._translate(exc, f"{repo}, file '{path}'") from exc
+                ),
+            )
+            os.replace(local, target)
             if progress:
                 progress(f"{path}: downloaded, verifying its hash")
-            return file_digests(Path(local), git_blob=listing[path].git_blob_id is not None)
+            return file_digests(target, git_blob=listing[path].git_blob_id is not None)
 
-        return fetch_into_raw(
-            dest=Path(dest),
-            kind="hub",
-            location=self.location,
-            repo_id=repo_id,
-            repo_type=repo_type,
-            revision=revision,
-            resolved_commit=commit,
-            listing=listing,
-            patterns=patterns,
-            transfer=transfer,
-            progress=progress,
-        )
+        shutil.rmtree(downloads, ignore_errors=True)
+        try:
+            return install_snapshot(
+                ref, Snapshot("hub", self.location, commit, listing), transfer, dest, progress
+            )
+        finally:
+            shutil.rmtree(downloads, ignore_errors=True)
 
-    def _fetch_offline(
-        self,
-        repo_id: str,
-        repo_type: RepoType,
-        revision: str,
-        patterns: Sequence[str],
-        dest: Path,
-        progress: Progress | None,
-    ) -> FetchResult:
+    def _fetch_offline(self, ref: RepoRef, dest: Path, progress: Progress | None) -> FetchResult:
         """Serve from ``raw/`` or the Hugging Face cache; the network is off limits."""
-        served = _serve_from_raw(repo_id, repo_type, revision, patterns, dest)
+        served = _serve_from_raw(ref, dest)
         if served is not None:
             if progress:
                 progress(f"offline: {len(served.files)} file(s) served from {dest}")
             return served
-        repo = describe(repo_type, repo_id, revision)
-        what = f"{repo}, files {list(patterns)}"
-        try:
-            snapshot = Path(
-                snapshot_download(
-                    repo_id,
-                    repo_type=repo_type,
-                    revision=revision,
-                    allow_patterns=list(patterns),
+        what = f"{ref}, files {list(ref.patterns)}"
+        snapshot = Path(
+            self._call(
+                what,
+                lambda: snapshot_download(
+                    ref.repo_id,
+                    repo_type=ref.repo_type,
+                    revision=ref.revision,
+                    allow_patterns=list(ref.patterns),
                     local_files_only=True,
-                )
+                ),
             )
-        except Exception as exc:
-            raise self._translate(exc, what) from exc
+        )
         listing = _listing_from_cache(snapshot)
 
-        def transfer(path: str, staging_dir: Path) -> Digests:
-            target = staging_dir / path
-            target.parent.mkdir(parents=True, exist_ok=True)
+        def transfer(path: str, target: Path) -> Digests:
             meter = ProgressMeter(progress, path, listing[path].size) if progress else None
             return copy_and_hash(
                 snapshot / path, target, git_blob=listing[path].git_blob_id is not None, meter=meter
             )
 
+        cached = Snapshot("hub", self.location, snapshot.name, listing)
         try:
-            return fetch_into_raw(
-                dest=dest,
-                kind="hub",
-                location=self.location,
-                repo_id=repo_id,
-                repo_type=repo_type,
-                revision=revision,
-                resolved_commit=snapshot.name,
-                listing=listing,
-                patterns=patterns,
-                transfer=transfer,
-                progress=progress,
-            )
+            return install_snapshot(ref, cached, transfer, dest, progress)
         except SourceFileMissingError as exc:  # the cache holds part of the snapshot only
             raise SourceUnreachableError(
                 f"HF_HUB_OFFLINE is set and the Hugging Face cache lacks files: {exc}"
             ) from exc
+
+    def _call(self, what: str, request: Callable[[], T]) -> T:
+        """``request()``, with any failure raised as the :class:`SourceError` it means.
+
+        The error is raised outside the ``except`` block, so neither ``__cause__`` nor
+        ``__context__`` links it to the library's exception: a Hub or proxy that echoes the
+        ``Authorization`` header would put the token in that one, and Dagster serialises chains.
+        """
+        try:
+            return request()
+        except Exception as exc:  # every library and transport failure, translated below
+            error = self._translate(exc, what)
+        raise error
 
     def _translate(self, exc: Exception, what: str) -> SourceError:
         """The :class:`SourceError` a library or network exception means, with the token removed."""
@@ -255,10 +228,8 @@ def _remote_file(sibling: RepoSibling, what: str) -> RemoteFile:
     return RemoteFile(size=sibling.size, git_blob_id=sibling.blob_id)
 
 
-def _serve_from_raw(
-    repo_id: str, repo_type: RepoType, revision: str, patterns: Sequence[str], dest: Path
-) -> FetchResult | None:
-    """The fetch ``raw/`` already satisfies, by its ``SOURCE.json``, or None."""
+def _serve_from_raw(ref: RepoRef, dest: Path) -> FetchResult | None:
+    """The fetch ``raw/`` already satisfies, by its ``SOURCE.json`` and its re-hashed bytes."""
     try:
         previous = read_provenance(dest)
     except SourceError:
@@ -266,8 +237,8 @@ def _serve_from_raw(
     if (
         previous is None
         or previous.kind != "hub"
-        or (previous.repo_id, previous.repo_type) != (repo_id, repo_type)
-        or revision not in (previous.requested_revision, previous.resolved_commit)
+        or (previous.repo_id, previous.repo_type) != (ref.repo_id, ref.repo_type)
+        or ref.revision not in (previous.requested_revision, previous.resolved_commit)
     ):
         return None
     records = {record.path: record for record in previous.files}
@@ -275,12 +246,10 @@ def _serve_from_raw(
         path: RemoteFile(size=record.size, sha256=record.sha256) for path, record in records.items()
     }
     try:
-        selected = select_files(
-            listing, patterns, repo=describe(repo_type, repo_id, revision), dest=dest
-        )
+        selected = select_files(listing, ref, dest)
     except SourceError:
         return None
-    if not all(record_present(dest, records[path]) for path in selected):
+    if any(check_record(dest, records[path]) is not None for path in selected):
         return None
     return FetchResult(
         files={path: dest / path for path in selected}, provenance=previous, reused=tuple(selected)
@@ -316,12 +285,13 @@ def _reporting_bar(progress: Progress, label: str, total: int | None) -> type[hf
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             if not owner:
                 owner.append(self)
-            super().__init__(*args, **kwargs)
+            super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]  # tqdm is untyped
 
         def update(self, n: float | None = 1) -> bool | None:
             if owner[0] is self:
                 meter.advance(int(n or 0))
-            return super().update(n)
+            shown: bool | None = super().update(n)
+            return shown
 
         def close(self) -> None:
             if owner and owner[0] is self:

@@ -9,17 +9,30 @@ import pytest
 
 from wmtp_assets.files.hashing import (
     ChecksumFileError,
+    git_blob_sha1,
     read_sha256sums,
     sha256_file,
     write_sha256sums,
 )
 
 
-def test_sha256_file_matches_hashlib_over_chunk_boundaries(tmp_path: Path) -> None:
-    data = bytes(range(256)) * 1000
+def test_sha256_file_matches_hashlib_over_buffer_boundaries(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 4099  # > 1 MiB and not a multiple of any read size
     path = tmp_path / "f"
     path.write_bytes(data)
-    assert sha256_file(path, chunk_size=1000) == hashlib.sha256(data).hexdigest()
+    assert sha256_file(path) == hashlib.sha256(data).hexdigest()
+    path.write_bytes(b"")
+    assert sha256_file(path) == hashlib.sha256(b"").hexdigest()
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
+def test_git_blob_sha1_is_what_git_computes(tmp_path: Path) -> None:
+    path = tmp_path / "params.json"
+    path.write_bytes(bytes(range(256)) * 2000)
+    done = subprocess.run(
+        ["git", "hash-object", "--no-filters", str(path)], capture_output=True, text=True
+    )
+    assert git_blob_sha1(path) == done.stdout.strip()
 
 
 @pytest.mark.skipif(shutil.which("sha256sum") is None, reason="coreutils not installed")

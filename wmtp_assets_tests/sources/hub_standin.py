@@ -14,8 +14,9 @@ what that client (2.4.0) calls while listing and downloading:
   ``EntryNotFound``, and ``GatedRepo`` (401 without a token, 403 with a wrong one).
 
 Per repo, tests can pin revisions (branch -> commit), gate it behind a token, corrupt one byte
-of a file's body while advertising the original hashes, and drop the connection part-way through
-a file (once, or on every attempt). Every request is logged in ``requests``.
+of a file's body while advertising the original hashes, drop the connection part-way through
+a file (once, or on every attempt), and echo the request's ``Authorization`` header in every
+error it answers (as some proxies and debug servers do). Every request is logged in ``requests``.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class FakeRepo:
     token: str | None = None  # gated when set
     corrupt: set[str] = field(default_factory=set)
     drops: dict[str, Drop] = field(default_factory=dict)
+    echo_authorization: bool = False
 
     def commit(self, files: dict[str, bytes], branch: str = "main") -> str:
         """Add a commit holding ``files`` and point ``branch`` at it; return its sha."""
@@ -87,6 +89,7 @@ class HubStandin:
     def __init__(self) -> None:
         self.repos: dict[tuple[str, str], FakeRepo] = {}
         self.requests: list[tuple[str, str]] = []
+        self.errors: list[str] = []  # the message of every error answered
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
@@ -199,19 +202,20 @@ def _handler_for(hub: HubStandin) -> type[BaseHTTPRequestHandler]:
             repo = hub.repos.get((kind, repo_id))
             if repo is None:
                 return self._error(404, "RepoNotFound", "Repository not found")
+            sent = self.headers.get("authorization")
+            echo = f" (you sent Authorization: {sent})" if repo.echo_authorization else ""
             if repo.token is not None:
-                sent = self.headers.get("authorization")
                 if sent is None:
-                    return self._error(401, "GatedRepo", "Access to this repo is restricted.")
+                    return self._error(401, "GatedRepo", f"Access is restricted.{echo}")
                 if sent != f"Bearer {repo.token}":
-                    return self._error(403, "GatedRepo", "You are not in the authorized list.")
+                    return self._error(403, "GatedRepo", f"Not in the authorized list.{echo}")
             commit = repo.resolve(parts[at + 1])
             if commit is None:
-                return self._error(404, "RevisionNotFound", "Invalid rev id")
+                return self._error(404, "RevisionNotFound", f"Invalid rev id{echo}")
             path = "/".join(parts[at + 2 :])
             content = repo.commits[commit].get(path)
             if content is None:
-                return self._error(404, "EntryNotFound", "Entry not found", commit)
+                return self._error(404, "EntryNotFound", f"Entry not found{echo}", commit)
             sha256 = hashlib.sha256(content).hexdigest()
             lfs = path.endswith(LFS_SUFFIXES)
             start = _range_start(self.headers.get("Range"))
@@ -245,6 +249,8 @@ def _handler_for(hub: HubStandin) -> type[BaseHTTPRequestHandler]:
         def _error(
             self, status: int, code: str | None, message: str, commit: str | None = None
         ) -> None:
+            with hub._lock:
+                hub.errors.append(message)
             data = json.dumps({"error": message}).encode()
             self.send_response(status)
             if code is not None:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import socket
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import pytest
 from huggingface_hub import hf_hub_download
 
+from wmtp_assets.files.atomic import TMP_MARK
 from wmtp_assets.sources import (
     SOURCE_FILE,
     ChecksumMismatchError,
@@ -25,6 +28,7 @@ from wmtp_assets.sources import (
     read_provenance,
 )
 from wmtp_assets_tests.sources.hub_standin import Drop, HubStandin
+from wmtp_assets_tests.sources.refs import ref
 
 MTP = "facebook/multi-token-prediction"
 MTP_FILES = {
@@ -54,7 +58,7 @@ def test_model_repo_is_fetched_verified_and_recorded(hub: HubStandin, tmp_path: 
     messages: list[str] = []
 
     result = HubSource(endpoint=hub.url).fetch(
-        MTP, "model", "main", MTP_PATTERNS, raw, progress=messages.append
+        ref(MTP, "model", "main", MTP_PATTERNS), raw, progress=messages.append
     )
 
     expected = ["7B_1T_4/consolidated.pth", "7B_1T_4/params.json", "tokenizer.model"]
@@ -76,14 +80,15 @@ def test_model_repo_is_fetched_verified_and_recorded(hub: HubStandin, tmp_path: 
     ]
     assert result.reused == ()
     assert any("consolidated.pth" in m and "KiB" in m and "/s" in m for m in messages)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]  # staging removed
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "raw"]  # downloads removed
+    assert not list(raw.rglob(f"*{TMP_MARK}*"))  # every staged file renamed into place
 
 
 def test_dataset_repo_with_wildcard(hub: HubStandin, tmp_path: Path) -> None:
     repo = hub.add_repo(CODE_CONTESTS, CC_FILES, repo_type="dataset")
 
     result = HubSource(endpoint=hub.url).fetch(
-        CODE_CONTESTS, "dataset", "main", ["data/train-*.parquet"], tmp_path / "raw"
+        ref(CODE_CONTESTS, "dataset", "main", ["data/train-*.parquet"]), tmp_path / "raw"
     )
 
     assert sorted(result.files) == sorted(p for p in CC_FILES if "/train-" in p)
@@ -102,12 +107,14 @@ def test_pinned_revision_yields_its_bytes_and_commit(hub: HubStandin, tmp_path: 
     source = HubSource(endpoint=hub.url)
 
     for revision in (old, "v1"):
-        result = source.fetch(MTP, "model", revision, ["7B_1T_4/params.json"], tmp_path / revision)
+        result = source.fetch(
+            ref(MTP, "model", revision, ["7B_1T_4/params.json"]), tmp_path / revision
+        )
         assert result.files["7B_1T_4/params.json"].read_bytes() == MTP_FILES["7B_1T_4/params.json"]
         assert result.provenance.resolved_commit == old
         assert result.provenance.requested_revision == revision
 
-    latest = source.fetch(MTP, "model", "main", ["7B_1T_4/params.json"], tmp_path / "main")
+    latest = source.fetch(ref(MTP, "model", "main", ["7B_1T_4/params.json"]), tmp_path / "main")
     assert latest.files["7B_1T_4/params.json"].read_bytes() == b'{"dim": 8}'
     assert latest.provenance.resolved_commit == new
 
@@ -120,19 +127,20 @@ def test_corrupted_byte_is_refused_and_raw_unchanged(
     repo = hub.add_repo(MTP, MTP_FILES)
     raw = tmp_path / "raw"
     source = HubSource(endpoint=hub.url)
-    source.fetch(MTP, "model", "main", MTP_PATTERNS, raw)
+    source.fetch(ref(MTP, "model", "main", MTP_PATTERNS), raw)
     record_before = (raw / SOURCE_FILE).read_bytes()
     changed = {**MTP_FILES, path: MTP_FILES[path] + b" changed"}
     repo.commit(changed)
     repo.corrupt.add(path)
 
     with pytest.raises(ChecksumMismatchError) as caught:
-        source.fetch(MTP, "model", "main", MTP_PATTERNS, raw)
+        source.fetch(ref(MTP, "model", "main", MTP_PATTERNS), raw)
 
     assert MTP in str(caught.value) and path in str(caught.value)
     assert (raw / path).read_bytes() == MTP_FILES[path]  # the previous complete file
     assert (raw / SOURCE_FILE).read_bytes() == record_before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "raw"]
+    assert not list(raw.rglob(f"*{TMP_MARK}*"))
 
 
 def test_connection_dropped_once_is_resumed(hub: HubStandin, tmp_path: Path) -> None:
@@ -140,7 +148,7 @@ def test_connection_dropped_once_is_resumed(hub: HubStandin, tmp_path: Path) -> 
     path = "7B_1T_4/consolidated.pth"
     repo.drops[path] = Drop(after=100_000, always=False)
 
-    result = HubSource(endpoint=hub.url).fetch(MTP, "model", "main", [path], tmp_path / "raw")
+    result = HubSource(endpoint=hub.url).fetch(ref(MTP, "model", "main", [path]), tmp_path / "raw")
 
     assert result.files[path].read_bytes() == MTP_FILES[path]
     assert repo.drops[path].fired == 1
@@ -154,10 +162,10 @@ def test_connection_dropped_always_fails_cleanly(hub: HubStandin, tmp_path: Path
     raw = tmp_path / "raw"
 
     with pytest.raises(SourceError) as caught:
-        HubSource(endpoint=hub.url).fetch(MTP, "model", "main", MTP_PATTERNS, raw)
+        HubSource(endpoint=hub.url).fetch(ref(MTP, "model", "main", MTP_PATTERNS), raw)
 
     assert MTP in str(caught.value) and path in str(caught.value)
-    assert list(tmp_path.iterdir()) == []  # neither raw/ nor a staging leftover
+    assert [p.name for p in tmp_path.iterdir()] == [".lock"]  # neither raw/ nor a leftover
 
 
 def test_gated_repo_needs_the_right_token(
@@ -167,24 +175,26 @@ def test_gated_repo_needs_the_right_token(
     hub.add_repo(MTP, MTP_FILES, token=secret)
 
     with pytest.raises(SourceAuthError) as no_token:
-        HubSource(endpoint=hub.url).fetch(MTP, "model", "main", MTP_PATTERNS, tmp_path / "a")
+        HubSource(endpoint=hub.url).fetch(ref(MTP, "model", "main", MTP_PATTERNS), tmp_path / "a")
     assert "HF_TOKEN" in str(no_token.value) and MTP in str(no_token.value)
     assert "licence" in str(no_token.value)
 
     wrong = "hf_wrong_token_9876543210"
     with pytest.raises(SourceAuthError) as wrong_token:
         HubSource(endpoint=hub.url, token=wrong).fetch(
-            MTP, "model", "main", MTP_PATTERNS, tmp_path / "b"
+            ref(MTP, "model", "main", MTP_PATTERNS), tmp_path / "b"
         )
     assert wrong not in str(wrong_token.value) and secret not in str(wrong_token.value)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
     by_arg = HubSource(endpoint=hub.url, token=secret).fetch(
-        MTP, "model", "main", MTP_PATTERNS, tmp_path / "c"
+        ref(MTP, "model", "main", MTP_PATTERNS), tmp_path / "c"
     )
     assert by_arg.files["tokenizer.model"].read_bytes() == MTP_FILES["tokenizer.model"]
     monkeypatch.setenv("HF_TOKEN", secret)
-    by_env = HubSource(endpoint=hub.url).fetch(MTP, "model", "main", MTP_PATTERNS, tmp_path / "d")
+    by_env = HubSource(endpoint=hub.url).fetch(
+        ref(MTP, "model", "main", MTP_PATTERNS), tmp_path / "d"
+    )
     assert by_env.provenance.files == by_arg.provenance.files
     assert secret not in (tmp_path / "d" / SOURCE_FILE).read_text()
 
@@ -197,7 +207,7 @@ def test_unreachable_hub_fails_fast(tmp_path: Path) -> None:
 
     with pytest.raises(SourceUnreachableError) as caught:
         HubSource(endpoint=f"http://127.0.0.1:{port}").fetch(
-            MTP, "model", "main", ["tokenizer.model"], tmp_path / "raw"
+            ref(MTP, "model", "main", ["tokenizer.model"]), tmp_path / "raw"
         )
 
     assert time.monotonic() - started < 5
@@ -210,15 +220,15 @@ def test_missing_pattern_revision_or_repo(hub: HubStandin, tmp_path: Path) -> No
     source = HubSource(endpoint=hub.url)
 
     with pytest.raises(SourceFileMissingError) as pattern:
-        source.fetch(MTP, "model", "main", ["tokenizer.model", "7B_2T_4/*"], tmp_path / "raw")
+        source.fetch(ref(MTP, "model", "main", ["tokenizer.model", "7B_2T_4/*"]), tmp_path / "raw")
     assert all(part in str(pattern.value) for part in (MTP, "'main'", "7B_2T_4/*"))
 
     with pytest.raises(SourceFileMissingError) as revision:
-        source.fetch(MTP, "model", "no-such-branch", ["tokenizer.model"], tmp_path / "raw")
+        source.fetch(ref(MTP, "model", "no-such-branch", ["tokenizer.model"]), tmp_path / "raw")
     assert "no-such-branch" in str(revision.value)
 
     with pytest.raises(SourceFileMissingError):
-        source.fetch("facebook/nope", "model", "main", ["tokenizer.model"], tmp_path / "raw")
+        source.fetch(ref("facebook/nope", "model", "main", ["tokenizer.model"]), tmp_path / "raw")
     assert hub.downloads() == []
     assert not (tmp_path / "raw").exists()
 
@@ -227,10 +237,10 @@ def test_rerun_transfers_only_what_changed(hub: HubStandin, tmp_path: Path) -> N
     repo = hub.add_repo(MTP, MTP_FILES)
     raw = tmp_path / "raw"
     source = HubSource(endpoint=hub.url)
-    first = source.fetch(MTP, "model", "main", MTP_PATTERNS, raw)
+    first = source.fetch(ref(MTP, "model", "main", MTP_PATTERNS), raw)
     hub.requests.clear()
 
-    again = source.fetch(MTP, "model", "main", MTP_PATTERNS, raw)
+    again = source.fetch(ref(MTP, "model", "main", MTP_PATTERNS), raw)
 
     assert hub.downloads() == []
     assert [method for method, _ in hub.requests] == ["GET"]  # the listing only
@@ -238,7 +248,7 @@ def test_rerun_transfers_only_what_changed(hub: HubStandin, tmp_path: Path) -> N
     assert sorted(again.reused) == sorted(first.files)
 
     repo.commit({**MTP_FILES, "7B_1T_4/params.json": b'{"dim": 8}'})
-    updated = source.fetch(MTP, "model", "main", MTP_PATTERNS, raw)
+    updated = source.fetch(ref(MTP, "model", "main", MTP_PATTERNS), raw)
     assert [p.rsplit("/", 1)[-1] for p in hub.downloads()] == ["params.json"]
     assert sorted(updated.reused) == ["7B_1T_4/consolidated.pth", "tokenizer.model"]
     assert (raw / "7B_1T_4/params.json").read_bytes() == b'{"dim": 8}'
@@ -250,7 +260,7 @@ def test_remote_path_escaping_dest_is_refused(hub: HubStandin, tmp_path: Path) -
     raw = tmp_path / "inner" / "raw"
 
     with pytest.raises(SourceError) as caught:
-        HubSource(endpoint=hub.url).fetch("evil/repo", "model", "main", ["*"], raw)
+        HubSource(endpoint=hub.url).fetch(ref("evil/repo", "model", "main", ["*"]), raw)
 
     assert "../evil" in str(caught.value)
     assert not (tmp_path / "inner" / "evil").exists() and not (tmp_path / "evil").exists()
@@ -261,18 +271,20 @@ def test_remote_path_escaping_dest_is_refused(hub: HubStandin, tmp_path: Path) -
 OFFLINE_SCRIPT = """
 import json, sys
 from pathlib import Path
-from wmtp_assets.sources import HubSource, SourceUnreachableError
+from wmtp_assets.sources import HubSource, RepoRef, SourceUnreachableError
 tmp = Path(sys.argv[1])
+def ref(patterns):
+    return RepoRef(repo_id="%(repo)s", repo_type="model", revision="main", patterns=patterns)
 source = HubSource()  # the endpoint comes from HF_ENDPOINT
 out = {}
-raw = source.fetch("%(repo)s", "model", "main", %(patterns)r, tmp / "online" / "raw")
+raw = source.fetch(ref(%(patterns)r), tmp / "online" / "raw")
 out["raw"] = [sorted(raw.reused), raw.provenance.model_dump(mode="json")]
-cached = source.fetch("%(repo)s", "model", "main", %(patterns)r, tmp / "fresh" / "raw")
+cached = source.fetch(ref(%(patterns)r), tmp / "fresh" / "raw")
 out["cache"] = {p: f.read_bytes().hex() for p, f in cached.files.items()}
 out["cache_commit"] = cached.provenance.resolved_commit
 out["cache_location"] = cached.provenance.location
 try:
-    source.fetch("%(repo)s", "model", "main", ["README.md"], tmp / "other" / "raw")
+    source.fetch(ref(["README.md"]), tmp / "other" / "raw")
 except SourceUnreachableError as exc:
     out["error"] = str(exc)
 print(json.dumps(out))
@@ -283,7 +295,7 @@ def test_offline_mode_serves_raw_or_cache_only(hub: HubStandin, tmp_path: Path) 
     """HF_HUB_OFFLINE and HF_ENDPOINT are read at import by the library: a fresh interpreter."""
     repo = hub.add_repo(MTP, MTP_FILES)
     online = HubSource(endpoint=hub.url).fetch(
-        MTP, "model", "main", MTP_PATTERNS, tmp_path / "online" / "raw"
+        ref(MTP, "model", "main", MTP_PATTERNS), tmp_path / "online" / "raw"
     )
     cache = tmp_path / "hf-cache"
     for path in online.files:
@@ -314,3 +326,61 @@ def test_offline_mode_serves_raw_or_cache_only(hub: HubStandin, tmp_path: Path) 
     assert out["cache_location"] == hub.url
     assert "HF_HUB_OFFLINE" in out["error"] and MTP in out["error"]
     assert not (tmp_path / "other" / "raw").exists()
+
+
+def test_token_echoed_by_the_hub_reaches_no_error_chain_log_or_output(
+    hub: HubStandin,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A Hub or proxy that echoes the Authorization header must not leak HF_TOKEN anywhere.
+
+    Logs at INFO and above: the HTTP library's DEBUG wire trace prints raw response headers by
+    design, and whoever turns it on asks for exactly that.
+    """
+    secret = "hf_echoed_secret_5555555555"
+    repo = hub.add_repo(MTP, MTP_FILES, token="hf_right_token_0123456789")
+    repo.echo_authorization = True
+    monkeypatch.setenv("HF_TOKEN", secret)
+    caplog.set_level(logging.INFO)
+    messages: list[str] = []
+
+    with pytest.raises(SourceAuthError) as caught:
+        HubSource(endpoint=hub.url).fetch(
+            ref(MTP, "model", "main", MTP_PATTERNS), tmp_path / "raw", progress=messages.append
+        )
+
+    assert any(secret in error for error in hub.errors)  # the stand-in did echo it
+    error = caught.value
+    assert error.__cause__ is None and error.__context__ is None
+    rendered = [str(error), repr(error), "".join(traceback.format_exception(error))]
+    assert all(secret not in text for text in rendered)
+    assert MTP in str(error) and "HF_TOKEN" in str(error)
+    assert secret not in caplog.text
+    out = capsys.readouterr()
+    assert secret not in out.out + out.err + "".join(messages)
+
+
+def test_flipped_byte_in_raw_is_fetched_again_not_reused(hub: HubStandin, tmp_path: Path) -> None:
+    """Same size, same mtime, a record that still matches the Hub: only the bytes tell."""
+    hub.add_repo(MTP, MTP_FILES)
+    raw = tmp_path / "raw"
+    source = HubSource(endpoint=hub.url)
+    source.fetch(ref(MTP, "model", "main", MTP_PATTERNS), raw)
+    path = "7B_1T_4/consolidated.pth"
+    local = raw / path
+    before = local.stat()
+    rotten = bytearray(local.read_bytes())
+    rotten[len(rotten) // 3] ^= 0x01
+    local.write_bytes(rotten)
+    os.utime(local, ns=(before.st_atime_ns, before.st_mtime_ns))
+    hub.requests.clear()
+
+    again = source.fetch(ref(MTP, "model", "main", MTP_PATTERNS), raw)
+
+    assert sorted(again.reused) == ["7B_1T_4/params.json", "tokenizer.model"]
+    assert [p.rsplit("/", 1)[-1] for p in hub.downloads()] == ["consolidated.pth"]
+    assert local.read_bytes() == MTP_FILES[path]
+    assert {r.path: r.sha256 for r in again.provenance.files}[path] == sha256(MTP_FILES[path])

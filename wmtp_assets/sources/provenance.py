@@ -1,0 +1,153 @@
+"""``raw/SOURCE.json``: where the bytes of a ``raw/`` folder came from, and proof they still are.
+
+A :class:`Provenance` lists every file of ``raw/`` with its size and SHA256. Its presence means
+each listed file was on disk, complete, with that SHA256 when it was written; disks rot, so
+:func:`verify_raw` re-hashes the bytes against it (a pure check, for an asset check on the raw
+assets to wrap).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from wmtp_assets.files.hashing import sha256_file
+from wmtp_assets.files.layout import UnsafePathError, safe_join
+from wmtp_assets.sources.errors import SourceError
+
+SOURCE_FILE = "SOURCE.json"
+
+RepoType = Literal["model", "dataset"]
+
+
+class FileRecord(BaseModel):
+    """One file of ``raw/``: its path in the repo, its size and the SHA256 of its bytes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: str
+    size: int
+    sha256: str
+
+
+class Provenance(BaseModel):
+    """The content of ``raw/SOURCE.json``: where the bytes of ``raw/`` came from."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["hub", "mirror"]
+    location: str
+    repo_id: str
+    repo_type: RepoType
+    requested_revision: str
+    resolved_commit: str | None
+    files: list[FileRecord]
+    fetched_at: str
+
+    def same_snapshot(self, other: Provenance) -> bool:
+        """Whether both describe the same upstream snapshot, so their records can be merged."""
+        return (self.kind, self.location, self.repo_id, self.repo_type, self.resolved_commit) == (
+            other.kind,
+            other.location,
+            other.repo_id,
+            other.repo_type,
+            other.resolved_commit,
+        )
+
+
+class RawFinding(BaseModel):
+    """One file of ``raw/`` that is not what ``SOURCE.json`` says.
+
+    ``found_sha256`` None: the file is absent; ``expected_sha256`` None: the record itself is.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    file: str
+    expected_sha256: str | None
+    found_sha256: str | None
+    message: str
+
+
+def read_provenance(raw_dir: Path) -> Provenance | None:
+    """The ``SOURCE.json`` of ``raw_dir``, or None when there is none.
+
+    Raises :class:`SourceError` when the file exists but is not a valid record.
+    """
+    path = Path(raw_dir) / SOURCE_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        return Provenance.model_validate_json(text)
+    except ValidationError as exc:
+        raise SourceError(f"{path} is not a valid provenance record: {exc}") from exc
+
+
+def checked_repo_path(dest: Path, path: str) -> Path:
+    """``dest / path`` for a repo path from upstream, refusing anything that could leave ``dest``.
+
+    Stricter than ``safe_join`` alone: ``..``, ``.`` and empty segments are refused outright.
+    """
+    if any(part in ("", ".", "..") for part in path.split("/")):
+        raise UnsafePathError(f"refusing repo path {path!r}: empty, '.' or '..' segments")
+    return safe_join(dest, path)
+
+
+def record_present(raw_dir: Path, record: FileRecord) -> bool:
+    """Whether the file ``record`` lists is in ``raw_dir`` with the recorded size (no hashing)."""
+    try:
+        target = checked_repo_path(raw_dir, record.path)
+    except UnsafePathError:
+        return False
+    return target.is_file() and target.stat().st_size == record.size
+
+
+def check_record(raw_dir: Path, record: FileRecord) -> RawFinding | None:
+    """Re-hash the file ``record`` lists; a finding when it is absent or its bytes differ."""
+    try:
+        target = checked_repo_path(raw_dir, record.path)
+    except UnsafePathError as exc:
+        return RawFinding(
+            file=record.path, expected_sha256=record.sha256, found_sha256=None, message=str(exc)
+        )
+    if not target.is_file():
+        return RawFinding(
+            file=str(target),
+            expected_sha256=record.sha256,
+            found_sha256=None,
+            message=f"{target}: listed in {SOURCE_FILE} but missing",
+        )
+    found = sha256_file(target)
+    if found == record.sha256:
+        return None
+    return RawFinding(
+        file=str(target),
+        expected_sha256=record.sha256,
+        found_sha256=found,
+        message=f"{target}: SHA256 {found} != {SOURCE_FILE} {record.sha256}",
+    )
+
+
+def verify_raw(raw_dir: Path) -> list[RawFinding]:
+    """Every file ``raw_dir/SOURCE.json`` lists, re-hashed; empty when all bytes are as recorded.
+
+    A missing or unreadable ``SOURCE.json`` is itself a finding: nothing vouches for ``raw/``.
+    """
+    record_file = Path(raw_dir) / SOURCE_FILE
+    try:
+        provenance = read_provenance(raw_dir)
+    except SourceError as exc:
+        return [_record_finding(record_file, str(exc).splitlines()[0])]
+    if provenance is None:
+        return [_record_finding(record_file, f"{record_file}: missing, nothing vouches for raw/")]
+    return [f for record in provenance.files if (f := check_record(Path(raw_dir), record))]
+
+
+def _record_finding(record_file: Path, message: str) -> RawFinding:
+    return RawFinding(
+        file=str(record_file), expected_sha256=None, found_sha256=None, message=message
+    )

@@ -1,0 +1,66 @@
+"""verify_raw: every file SOURCE.json lists, re-hashed against the record."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from wmtp_assets.sources import SOURCE_FILE, MirrorSource, verify_raw
+from wmtp_assets_tests.sources.refs import ref
+
+REPO = "deepmind/code_contests"
+FILES = {
+    "data/train-00000-of-00002.parquet": os.urandom(50_000),
+    "data/train-00001-of-00002.parquet": os.urandom(20_000),
+}
+
+
+def _fetched_raw(tmp_path: Path) -> Path:
+    repo_dir = tmp_path / "mirror" / "datasets" / REPO
+    for path, content in FILES.items():
+        (repo_dir / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo_dir / path).write_bytes(content)
+    raw = tmp_path / "raw"
+    MirrorSource(tmp_path / "mirror").fetch(ref(REPO, "dataset", "main", ["data/*"]), raw)
+    return raw
+
+
+def test_intact_raw_has_no_findings(tmp_path: Path) -> None:
+    assert verify_raw(_fetched_raw(tmp_path)) == []
+
+
+def test_flipped_byte_is_found_with_both_hashes(tmp_path: Path) -> None:
+    raw = _fetched_raw(tmp_path)
+    path = "data/train-00000-of-00002.parquet"
+    local = raw / path
+    before = local.stat()
+    rotten = bytearray(FILES[path])
+    rotten[12_345] ^= 0x01
+    local.write_bytes(rotten)
+    os.utime(local, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    [finding] = verify_raw(raw)
+
+    assert finding.file == str(local)
+    assert finding.expected_sha256 == hashlib.sha256(FILES[path]).hexdigest()
+    assert finding.found_sha256 == hashlib.sha256(bytes(rotten)).hexdigest()
+    assert str(local) in finding.message and finding.expected_sha256 in finding.message
+
+
+def test_missing_file_and_missing_or_broken_record_are_findings(tmp_path: Path) -> None:
+    raw = _fetched_raw(tmp_path)
+    path = "data/train-00001-of-00002.parquet"
+    gone = raw / path
+    gone.unlink()
+
+    [missing] = verify_raw(raw)
+    assert missing.file == str(gone) and missing.found_sha256 is None
+    assert missing.expected_sha256 == hashlib.sha256(FILES[path]).hexdigest()
+
+    (raw / SOURCE_FILE).write_text("{not json")
+    [broken] = verify_raw(raw)
+    assert broken.file == str(raw / SOURCE_FILE) and "\n" not in broken.message
+    (raw / SOURCE_FILE).unlink()
+    [absent] = verify_raw(raw)
+    assert absent.file == str(raw / SOURCE_FILE) and "missing" in absent.message
