@@ -156,8 +156,7 @@ def ui(settings: Settings, args: argparse.Namespace) -> int:
     target = [] if {"-m", "-f", "-w", "--workspace"} & set(args.dagster_args) else _CODE_LOCATION
     command = ["dagster", "dev", *target, *args.dagster_args]
     print(f"DAGSTER_HOME={env['DAGSTER_HOME']} {' '.join(command)}", flush=True)
-    os.execvpe(command[0], command, env)
-    return EXIT_OK  # not reached: exec replaces this process
+    os.execvpe(command[0], command, env)  # replaces this process: Ctrl-C reaches dagster dev
 
 
 def _parser() -> argparse.ArgumentParser:
