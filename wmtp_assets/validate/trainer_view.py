@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from wmtp_assets.files.layout import Layout
+from wmtp_assets.files.trainer_view import model_link
 from wmtp_assets.validate.outcome import CheckOutcome
 
 
@@ -29,3 +31,9 @@ def trainer_path_resolves(link: Path, target: Path) -> CheckOutcome:
             expected=str(expected),
         )
     return CheckOutcome.ok(f"{link.name} -> {pointer}", link=str(link), pointer=pointer)
+
+
+def trainer_path_of_model(layout: Layout, model: str) -> CheckOutcome:
+    """``<root>/models/<trainer name>`` (``micro-reference`` for micro-ref) is a relative link to
+    the model's ``models_v2`` folder."""
+    return trainer_path_resolves(*model_link(layout, model))
