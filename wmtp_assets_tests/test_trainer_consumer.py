@@ -118,9 +118,15 @@ def test_trainer_model_paths_resolve_to_the_v2_artifacts(workdir: Path) -> None:
         tokenizer = link / "tokenizer" / "tokenizer.model"
         assert hashlib.sha256(tokenizer.read_bytes()).hexdigest() == LLAMA2_SHA256
         assert (link / "safetensors" / "model.safetensors").is_file()
-    for name in ("meta-llama-mtp", "micro-mtp"):  # the MTP adapter's inputs
-        params = json.loads((Path("storage/models") / name / "configs/params.json").read_text())
-        assert params["vocab_size"] == 32000
+    params = json.loads(Path("storage/models/meta-llama-mtp/configs/params.json").read_text())
+    micro = json.loads(Path("storage/models/micro-mtp/configs/config.json").read_text())
+    assert params["vocab_size"] == micro["vocab_size"] == 32000
+    for name in ("meta-llama-mtp", "micro-mtp"):  # the MTP adapter loads Meta key names
+        weights = Path("storage/models") / name / "safetensors/model.safetensors"
+        with open(weights, "rb") as fh:
+            header = json.loads(fh.read(int.from_bytes(fh.read(8), "little")))
+        assert header["tok_embeddings.weight"]["shape"][0] == 32000
+        assert header["output.weight"]["shape"][0] == 32000
     reference = transformers.AutoConfig.from_pretrained(
         "storage/models/micro-reference/safetensors"
     )

@@ -192,7 +192,7 @@ def _eval_file_result(
         asset_key=key,
         metadata={
             "applicable": dg.MetadataValue.bool(True),
-            "path": dg.MetadataValue.path(str(path)),
+            "file_path": dg.MetadataValue.path(str(path)),
             "size_bytes": dg.MetadataValue.int(path.stat().st_size),
             "problems": dg.MetadataValue.int(report.problems),
             "with_tests": dg.MetadataValue.json(report.with_tests),
