@@ -284,7 +284,7 @@ def iter_line_metadata(path: Path) -> Iterator[dict[str, Any]]:
 
 def _parse_head(line: bytes, path: Path) -> dict[str, object]:
     try:
-        head = json.loads(line + b"}}")
+        head: dict[str, object] = json.loads(line + b"}}")
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not a problem index written by this module: {exc}") from exc
     head.pop("problem_index_map", None)

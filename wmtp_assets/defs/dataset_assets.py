@@ -13,6 +13,7 @@ can be mistaken for data. Every step that publishes a dataset also makes its tra
 (``<root>/datasets/<dataset>``, ``files.trainer_view``).
 """
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -223,7 +224,9 @@ def _eval_file_result(
     partitions_def=PARTITIONS,
     code_version="eval-v1",
 )
-def datasets_eval(context: dg.AssetExecutionContext, wmtp: WmtpResource):
+def datasets_eval(
+    context: dg.AssetExecutionContext, wmtp: WmtpResource
+) -> Iterator[dg.MaterializeResult[None]]:
     part = Partition.parse(context.partition_key)
     layout = wmtp.layout
     dirs = layout.dataset(part.dataset)

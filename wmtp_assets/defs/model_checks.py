@@ -62,7 +62,7 @@ def _make_check(
         blocking=name in BLOCKING,
         pool="gpu" if name == "forward_pass" else None,
         op_tags=k8s_op_tags("gpu_check") if name == "forward_pass" else None,
-        description=(getattr(mc, name, None) or getattr(tv, name)).__doc__.strip(),
+        description=((getattr(mc, name, None) or getattr(tv, name)).__doc__ or "").strip(),
     )
     def _check(
         context: dg.AssetCheckExecutionContext, wmtp: WmtpResource

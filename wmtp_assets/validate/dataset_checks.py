@@ -242,7 +242,8 @@ def small_is_subset(dirs: DatasetDirs, part: Partition) -> CheckOutcome:
 
 def _problem_of(dataset: str, row: dict[str, Any]) -> str:
     metadata = row.get("metadata") or {}
-    return metadata.get("problem_key") if dataset == "codecontests" else row.get("task_id")
+    key = metadata.get("problem_key") if dataset == "codecontests" else row.get("task_id")
+    return str(key or "")
 
 
 def _line_metadata(row: dict[str, Any], fields: LineFields) -> dict[str, Any]:
