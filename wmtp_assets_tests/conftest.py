@@ -9,9 +9,8 @@ import pytest
 
 from wmtp_assets.cli import main
 from wmtp_assets.demo.mirror import DemoMirror, build_demo_mirror
-from wmtp_assets.files.hashing import sha256_file
 from wmtp_assets.files.layout import Layout
-from wmtp_assets.settings import Settings
+from wmtp_assets.settings import LLAMA2_TOKENIZER_SHA256, Settings
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +38,7 @@ def demo_storage(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     assert main(["--storage-root", str(root), "demo"]) == 0
     settings = Settings.load(storage_root=root)
     assert settings.mirror == Layout(root).demo_mirror.resolve()
-    assert settings.tokenizer_sha256 == sha256_file(settings.mirror / ".demo_tokenizer.model")
+    assert settings.tokenizer_sha256 == LLAMA2_TOKENIZER_SHA256  # the default: the real one
     return settings.model_copy(update={"device": "cpu"})
 
 

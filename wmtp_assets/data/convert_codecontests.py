@@ -19,7 +19,14 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
-from wmtp_assets.data.convert_base import Candidate, ConvertedProblem, disambiguate, text
+from wmtp_assets.data.convert_base import (
+    BadKeyError,
+    Candidate,
+    ConvertedProblem,
+    disambiguate,
+    text,
+)
+from wmtp_assets.data.problem_index import PROBLEM_ID_PATTERN, problem_id_of
 from wmtp_assets.data.records import CodeContestsMetadata, CodeContestsRecord
 from wmtp_assets.data.upstream_schema import CODECONTESTS_SCHEMA
 
@@ -54,12 +61,24 @@ key_rule = (
     "'brcktsrm', 'brcktsrm#2'). task_id = '{problem_key}_correct_{i}' or "
     "'{problem_key}_incorrect_{i}', i the solution's 0-based index in upstream `solutions` / "
     "`incorrect_solutions`. Reading the trailing '_<i>' and then the '_correct'/'_incorrect' "
-    "suffix recovers (problem_key, label, i), so task ids are unique within the split."
+    "suffix recovers (problem_key, label, i), so task ids are unique within the split. The "
+    f"trainer's problem_id (group 1 of {PROBLEM_ID_PATTERN.pattern}) is exactly the "
+    "problem_key; a name it could not recover (empty, or with a line break) is an error."
 )
 
 
 def problem_keys(values: Sequence[str | None]) -> list[str]:
-    return disambiguate(text(v) for v in values)
+    keys = disambiguate(text(v) for v in values)
+    for row, key in enumerate(keys):
+        # The pattern is anchored and its suffix has no shorter match inside "_correct_0", so
+        # group 1 is the key whenever ".+?" can span it: one probe covers every label and i.
+        if problem_id_of(f"{key}_correct_0") != key:
+            raise BadKeyError(
+                row,
+                f"problem name {key!r} is not recoverable from its task ids by the trainer's "
+                f"pattern {PROBLEM_ID_PATTERN.pattern} (empty, or holds a line break)",
+            )
+    return keys
 
 
 def _line(value: str) -> str:

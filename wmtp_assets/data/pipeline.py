@@ -6,7 +6,7 @@ problems): read ``batch_rows`` problems at a time, only the converter's columns 
 test columns are most of its 7.5 GB and are never read) -> ``to_rows`` -> converter ->
 ``judge`` (drop reasons, token counts) -> JSONL part + ``StatsAccumulator`` + ``IndexBuilder``.
 Memory is one batch (plus what pyarrow holds of the row group being decoded), never the split;
-the only per-split state is 8 bytes per kept record of index line numbers and lengths.
+the only per-split state is 8 bytes per kept record of index line numbers and output lengths.
 
 Units run on a ``ProcessPoolExecutor`` (``spawn``: safe under Dagster's threads; a script that
 calls this needs the usual ``if __name__ == "__main__":`` guard) when there is more than one, each
@@ -22,9 +22,10 @@ Filter, per candidate, first reason wins: ``language`` (converter) -> ``invalid_
 character or invalid UTF-8 in the instruction, input, problem name or output, or anywhere else in
 the record; counted and dropped, never fatal) -> ``empty`` (blank output) -> ``too_long``
 (``tokens(instruction) + tokens(input) + tokens(output) > max_tokens``, SentencePiece, no BOS/EOS;
-instruction and input tokenized once per problem). Malformed data that cannot be mapped at all (a
-missing column, a changed type, unpaired solution lists, an unusable task id) raises an error
-naming the file (and row).
+instruction and input tokenized once per problem). The output's own count, which the problem
+index records for the trainer's length-balanced sampler, comes from the same call. Malformed
+data that cannot be mapped at all (a missing column, a changed type, unpaired solution lists, an
+unusable task id) raises an error naming the file (and row).
 
 Publication (see ``Staging``): nothing is renamed until the JSONL, the index and the stats are all
 complete on disk. Then the old ``<split>_metadata.json`` and ``stats/<split>_stats.json`` are
@@ -54,12 +55,14 @@ from pydantic import BaseModel, ConfigDict
 from pydantic_core import PydanticSerializationError
 
 from wmtp_assets.data.arrow_rows import has_invalid_text, to_rows
-from wmtp_assets.data.convert_base import BadKeyError, ConvertedProblem, Converter
+from wmtp_assets.data.convert_base import ConvertedProblem, Converter
 from wmtp_assets.data.converters import CONVERTERS
 from wmtp_assets.data.jsonl_writer import BUFFER, Concatenation, JsonlWriter
 from wmtp_assets.data.partitions import Partition
-from wmtp_assets.data.problem_index import IndexBuilder, IndexHeader
+from wmtp_assets.data.problem_index import IndexBuilder, IndexHeader, LineFields
+from wmtp_assets.data.records import RECORD_MODELS
 from wmtp_assets.data.schema import write_schema
+from wmtp_assets.data.split_keys import DataError, read_problem_keys
 from wmtp_assets.data.stats import (
     DropReason,
     SplitStats,
@@ -73,20 +76,13 @@ from wmtp_assets.files.hashing import sha256_file
 from wmtp_assets.files.layout import DatasetDirs
 from wmtp_assets.files.lock import artifact_lock
 from wmtp_assets.files.staging import Staging
+from wmtp_assets.files.tokenizer_identity import check_tokenizer_sha256
 
 DEFAULT_BATCH_ROWS = 16
 MIN_UNIT_ROWS = 64
 
-Verdict = int | DropReason
-"""A kept record's total token count, or why the candidate was dropped."""
-
-
-class DataError(ValueError):
-    """Upstream data that cannot be converted; the message names the file and row."""
-
-
-class TokenizerMismatchError(ValueError):
-    """The tokenizer given is not the one the settings require."""
+Verdict = tuple[int, int] | DropReason
+"""A kept record's ``(total tokens, output tokens)``, or why the candidate was dropped."""
 
 
 class ProcessReport(BaseModel):
@@ -147,8 +143,9 @@ def process_split(
     ``raw_files``: the split's upstream parquet shards (any order; processed in file-name order).
     ``workers``: CPU cores to use (default: all this process may run on). Also rewrites
     ``processed/schema.json`` and ``stats/<today>_summary.json``. Raises ``UpstreamSchemaError``,
-    ``DataError``, ``TokenizerMismatchError``, ``ArtifactLockedError`` (the split is being
-    processed by another run and ``lock_timeout_s`` passed) or ``ValueError`` (no input files).
+    ``DataError``, ``TokenizerMismatchError`` (from ``files.tokenizer_identity``),
+    ``ArtifactLockedError`` (the split is being processed by another run and ``lock_timeout_s``
+    passed) or ``ValueError`` (no input files).
     """
     started = time.monotonic()
     part = partition if isinstance(partition, Partition) else Partition.parse(partition)
@@ -159,11 +156,11 @@ def process_split(
         raise ValueError(f"{part}: no upstream parquet files given (pattern {pattern})")
     for file in files:
         check_columns(file, converter.columns)
-    tokenizer_sha256 = sha256_file(tokenizer_path)
-    if expected_tokenizer_sha256 and tokenizer_sha256 != expected_tokenizer_sha256:
-        raise TokenizerMismatchError(
-            f"{tokenizer_path} has SHA256 {tokenizer_sha256}, expected {expected_tokenizer_sha256}"
-        )
+    tokenizer_sha256 = (
+        check_tokenizer_sha256(tokenizer_path, expected_tokenizer_sha256)
+        if expected_tokenizer_sha256
+        else sha256_file(tokenizer_path)
+    )
     workers = workers or _available_cpus()
     split = part.split
     jsonl, index_path = dirs.jsonl(split), dirs.problem_index(split)
@@ -205,15 +202,18 @@ def process_split(
                 joined.append(Path(unit.part))
         jsonl_sha256 = joined.sha256
 
+        fields = LineFields.of(RECORD_MODELS[part.dataset])
         header = IndexHeader(
             dataset=part.dataset,
             split=split,
             jsonl=jsonl.name,
             jsonl_sha256=jsonl_sha256,
             records=line_offset,
+            source_file=str(jsonl.relative_to(dirs.root.parent.parent)),
+            stats=index.stats(fields),
         )
         with open(staging.stage(index_path), "xb", buffering=BUFFER) as fh:
-            index.write(fh, header)
+            index.write(fh, header, fields)
         split_stats = stats.finish(
             dataset=part.dataset,
             split=split,
@@ -247,7 +247,8 @@ def judge(
     max_tokens: int,
     decoded_leniently: bool = False,
 ) -> list[list[Verdict]]:
-    """Per problem, per candidate: its total tokens if kept, else the first drop reason.
+    """Per problem, per candidate: ``(total tokens, output tokens)`` if kept, else the first
+    drop reason.
 
     Two batched tokenizer calls: every instruction and input, then the outputs still undecided.
     ``decoded_leniently``: the batch held invalid UTF-8 (see ``arrow_rows``), so check for it.
@@ -290,7 +291,7 @@ def judge(
     budgets = [max_tokens - used for _, _, used in pending]
     for (i, j, used), n in zip(pending, counter.count_within(outputs, budgets), strict=True):
         if n is not None and used + n <= max_tokens:
-            verdicts[i][j] = used + n
+            verdicts[i][j] = (used + n, n)
     return verdicts
 
 
@@ -313,18 +314,7 @@ def _plan_units(
     files: Sequence[Path], converter: Converter
 ) -> list[tuple[Path, tuple[int, ...], int, tuple[str, ...]]]:
     """``(file, row groups, first row in file, problem keys)`` per unit, in split row order."""
-    origins: list[tuple[Path, int]] = []
-    values: list[object] = []
-    for file in files:
-        rows, _ = to_rows(pq.ParquetFile(file).read(columns=[converter.key_column]))
-        origins += [(file, r) for r in range(len(rows))]
-        values += [row[converter.key_column] for row in rows]
-    try:
-        keys = converter.problem_keys(values)
-    except BadKeyError as exc:
-        file, row = origins[exc.row]
-        raise DataError(f"{file}: row {row}: column {converter.key_column!r}: {exc}") from exc
-
+    keys = read_problem_keys(files, converter)
     plan: list[tuple[Path, tuple[int, ...], int, tuple[str, ...]]] = []
     split_row = 0
     for file in files:
@@ -426,8 +416,9 @@ def _emit(
         if isinstance(verdict, str):
             stats.add_drop(verdict)
             continue
+        total, output_tokens = verdict
         line = writer.write(candidate.record)
-        index.add(problem.key, problem.difficulty, candidate.is_correct, line, verdict)
-        stats.add_record(verdict, candidate.is_correct)
+        index.add(problem.key, problem.difficulty, candidate.is_correct, line, output_tokens)
+        stats.add_record(total, candidate.is_correct)
         kept += 1
     stats.add_problem(problem.difficulty, kept)

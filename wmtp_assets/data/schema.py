@@ -1,10 +1,10 @@
 """``processed/schema.json``: the contract of a dataset's processed files, generated from code.
 
-The record JSON Schema and the index JSON Schema come from the pydantic models the writers use;
-the prose (field mapping, task ids, ``input`` layout, filter rule) comes from the converter
-modules and ``stats.DROP_RULES``. Nothing here is typed twice, so the file cannot drift from what
-the pipeline writes. The file depends on the tokenizer and ``max_tokens`` in force, which every
-split's stats file also records.
+The record, index and evaluation JSON Schemas and the ``datasets`` features come from the
+pydantic models the writers use; the prose (field mapping, task ids, ``input`` layout, filter
+rule) comes from the converter modules and ``stats.DROP_RULES``. Nothing here is typed twice,
+so the file cannot drift from what the pipeline writes. The file depends on the tokenizer and
+``max_tokens`` in force, which every split's stats file also records.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-from wmtp_assets.data import convert_codecontests
+from wmtp_assets.data import convert_codecontests, eval_files
 from wmtp_assets.data.converters import CONVERTERS
+from wmtp_assets.data.eval_files import EvalProblem, ProblemTests
+from wmtp_assets.data.features import features_of
 from wmtp_assets.data.problem_index import ProblemIndex
 from wmtp_assets.data.records import RECORD_MODELS
 from wmtp_assets.data.small_subset import SMALL_LIMITS
@@ -48,6 +50,14 @@ def build_schema(dataset: str, tokenizer_sha256: str, max_tokens: int) -> dict[s
         "fields": list(model.model_fields),
         "required_fields": record_schema["required"],
         "record_json_schema": record_schema,
+        "features": {
+            "<split>.jsonl": features_of(model),
+            **(
+                {"<split>_eval.jsonl": features_of(EvalProblem)}
+                if dataset == "codecontests"
+                else {}
+            ),
+        },
         "field_mapping": inspect.getdoc(converter),
         "task_id": converter.key_rule,
         "input_layout": (
@@ -68,15 +78,26 @@ def build_schema(dataset: str, tokenizer_sha256: str, max_tokens: int) -> dict[s
         "problem_index": {
             "file": "<split>_metadata.json",
             "line_numbers": "0-based line numbers into <split>.jsonl",
+            "token_lengths": "len(sp.encode(output)): the output alone, no BOS/EOS",
             "layout": inspect.getdoc(inspect.getmodule(ProblemIndex)),
             "json_schema": ProblemIndex.model_json_schema(),
         },
+        **({"evaluation": _evaluation()} if dataset == "codecontests" else {}),
         "publication": PUBLICATION,
         "small_subsets": (
             "datasets_local_small/<dataset>_small/<split>_small.jsonl: lines copied byte for byte "
             f"from <split>.jsonl, at most {SMALL_LIMITS} records, a seeded sample balanced "
             "between correct and incorrect records where both exist, in line order"
         ),
+    }
+
+
+def _evaluation() -> dict[str, Any]:
+    return {
+        "files": ["processed/<split>_eval.jsonl (valid, test)", "tests/<split>_tests.json"],
+        "layout": inspect.getdoc(eval_files),
+        "eval_json_schema": EvalProblem.model_json_schema(),
+        "tests_value_json_schema": ProblemTests.model_json_schema(),
     }
 
 

@@ -70,8 +70,8 @@ def build_small_subset(
     header = read_header(index_path)
     correct, incorrect = array("I"), array("I")
     for _, entry in iter_entries(index_path):
-        correct.extend(entry.correct.lines)
-        incorrect.extend(entry.incorrect.lines)
+        correct.extend(entry.correct_indices)
+        incorrect.extend(entry.incorrect_indices)
     chosen_correct, chosen_incorrect = select_lines(
         correct, incorrect, small_limit(part.split) if limit is None else limit, seed
     )

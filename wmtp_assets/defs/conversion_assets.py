@@ -15,6 +15,7 @@ from wmtp_assets.defs.model_checks import model_checks
 from wmtp_assets.defs.raw_fetch import fetch_raw
 from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.files.layout import ModelDirs
+from wmtp_assets.files.trainer_view import link_model
 from wmtp_assets.models.convert_hf_llama import convert_hf_llama
 from wmtp_assets.models.convert_meta import convert_meta_mtp
 from wmtp_assets.models.fp16_conversion import WEIGHTS, Float16Outcome, raw_provenance
@@ -97,6 +98,7 @@ def meta_safetensors(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> d
         context.log.info,
         reuse_current=True,
     )
+    link_model(wmtp.layout, "meta_llama_mtp")
     return _materialize_result(dirs, outcome)
 
 
@@ -124,6 +126,7 @@ def sheared_safetensors(
         context.log.info,
         reuse_current=True,
     )
+    link_model(wmtp.layout, "ref_sheared_llama_2_7b")
     return _materialize_result(dirs, outcome)
 
 

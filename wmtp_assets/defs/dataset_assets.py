@@ -3,10 +3,22 @@
 ``datasets/processed``, ``datasets/problem_index`` and ``datasets/stats`` are one step (a
 multi-asset): the pipeline publishes the JSONL, the index and the stats together so they always
 describe the same bytes; each still has its own key, metadata and checks in the UI.
+
+``datasets/eval_problems`` (``processed/<split>_eval.jsonl``) and ``datasets/eval_tests``
+(``tests/<split>_tests.json``) are the CodeContests evaluation files, also one step. They are
+partitioned like everything else (one backfill covers all); where a file does not apply (MBPP,
+HumanEval, and ``codecontests.train`` for the eval JSONL), the partition materializes with
+``applicable: false`` and writes nothing, so a backfill ends all green and no empty stand-in file
+can be mistaken for data. Every step that publishes a dataset also makes its trainer path
+(``<root>/datasets/<dataset>``, ``files.trainer_view``).
 """
+
+from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
 
+from wmtp_assets.data.eval_files import EvalReport, write_eval_files
 from wmtp_assets.data.partitions import PARTITION_KEYS, Partition
 from wmtp_assets.data.pipeline import process_split
 from wmtp_assets.data.small_subset import build_small_subset
@@ -14,6 +26,7 @@ from wmtp_assets.defs.k8s import k8s_op_tags
 from wmtp_assets.defs.model_assets import TOKENIZER
 from wmtp_assets.defs.raw_fetch import fetch_raw
 from wmtp_assets.defs.resources import WmtpResource
+from wmtp_assets.files.trainer_view import link_dataset
 
 GROUP = "datasets"
 PARTITIONS = dg.StaticPartitionsDefinition(list(PARTITION_KEYS))
@@ -23,6 +36,8 @@ PROCESSED = dg.AssetKey(["datasets", "processed"])
 PROBLEM_INDEX = dg.AssetKey(["datasets", "problem_index"])
 STATS = dg.AssetKey(["datasets", "stats"])
 SMALL = dg.AssetKey(["datasets", "small"])
+EVAL_PROBLEMS = dg.AssetKey(["datasets", "eval_problems"])
+EVAL_TESTS = dg.AssetKey(["datasets", "eval_tests"])
 
 PIPELINE_CODE_VERSION = "alpaca-v1"
 
@@ -91,6 +106,7 @@ def datasets_processed(context: dg.AssetExecutionContext, wmtp: WmtpResource):
         expected_tokenizer_sha256=settings.tokenizer_sha256,
         lock_timeout_s=3600,
     )
+    link = link_dataset(layout, part.dataset)
     stats = report.stats
     version = dg.DataVersion(report.jsonl_sha256[:16])
     yield dg.MaterializeResult(
@@ -106,6 +122,7 @@ def datasets_processed(context: dg.AssetExecutionContext, wmtp: WmtpResource):
             "seconds": dg.MetadataValue.float(report.seconds),
             "records_per_s": dg.MetadataValue.float(stats.records / max(report.seconds, 1e-9)),
             "processes": dg.MetadataValue.int(report.processes),
+            "trainer_path": dg.MetadataValue.path(str(link)),
         },
         data_version=version,
     )
@@ -159,4 +176,65 @@ def datasets_small(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.
     )
 
 
-DATASET_ASSETS = [datasets_raw, datasets_processed, datasets_small]
+def _eval_file_result(
+    key: dg.AssetKey, path: Path | None, report: EvalReport
+) -> dg.MaterializeResult:
+    if path is None:
+        return dg.MaterializeResult(
+            asset_key=key,
+            metadata={
+                "applicable": dg.MetadataValue.bool(False),
+                "note": dg.MetadataValue.text(
+                    f"not applicable: {report.partition} has no such file"
+                ),
+            },
+        )
+    return dg.MaterializeResult(
+        asset_key=key,
+        metadata={
+            "applicable": dg.MetadataValue.bool(True),
+            "file_path": dg.MetadataValue.path(str(path)),
+            "size_bytes": dg.MetadataValue.int(path.stat().st_size),
+            "problems": dg.MetadataValue.int(report.problems),
+            "with_tests": dg.MetadataValue.json(report.with_tests),
+            "replaced_problems": dg.MetadataValue.int(report.replaced_problems),
+            "seconds": dg.MetadataValue.float(report.seconds),
+        },
+    )
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            EVAL_PROBLEMS,
+            deps=[RAW, PROCESSED],
+            description="CodeContests processed/<split>_eval.jsonl (valid, test): one record per "
+            "problem with its public, private and generated tests; not applicable elsewhere.",
+            kinds={"jsonl"},
+        ),
+        dg.AssetSpec(
+            EVAL_TESTS,
+            deps=[RAW, PROCESSED],
+            description="CodeContests tests/<split>_tests.json: every problem's tests by problem "
+            "id (train streamed); not applicable to MBPP and HumanEval.",
+            kinds={"json"},
+        ),
+    ],
+    group_name=GROUP,
+    partitions_def=PARTITIONS,
+    code_version="eval-v1",
+)
+def datasets_eval(
+    context: dg.AssetExecutionContext, wmtp: WmtpResource
+) -> Iterator[dg.MaterializeResult[None]]:
+    part = Partition.parse(context.partition_key)
+    layout = wmtp.layout
+    dirs = layout.dataset(part.dataset)
+    report = write_eval_files(part, part.files_in(dirs.raw), dirs)
+    if report.tests_json is not None:
+        link_dataset(layout, part.dataset)
+    yield _eval_file_result(EVAL_PROBLEMS, report.eval_jsonl, report)
+    yield _eval_file_result(EVAL_TESTS, report.tests_json, report)
+
+
+DATASET_ASSETS = [datasets_raw, datasets_processed, datasets_small, datasets_eval]

@@ -4,7 +4,8 @@
 They are partitioned like the assets (Dagster marks partitioned checks as a preview feature and
 warns): a materialization of one partition runs that partition's checks, and the ``revalidate``
 job runs them per partition (``wmtp_assets.defs.revalidation``). Blocking: schema, task ids and
-the problem index (training would read wrong rows).
+the problem index (training would read wrong rows) and the evaluation files (evaluation would
+score against wrong tests).
 """
 
 import warnings
@@ -15,7 +16,15 @@ import dagster as dg
 
 from wmtp_assets.data.partitions import Partition
 from wmtp_assets.defs.check_results import report_outcome
-from wmtp_assets.defs.dataset_assets import PARTITIONS, PROBLEM_INDEX, PROCESSED, SMALL, STATS
+from wmtp_assets.defs.dataset_assets import (
+    EVAL_PROBLEMS,
+    EVAL_TESTS,
+    PARTITIONS,
+    PROBLEM_INDEX,
+    PROCESSED,
+    SMALL,
+    STATS,
+)
 from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.validate import dataset_checks as dc
 from wmtp_assets.validate.outcome import CheckOutcome, guarded
@@ -73,6 +82,24 @@ CHECKS: list[tuple[dg.AssetKey, str, bool, Body]] = [
         "small_is_subset",
         False,
         lambda w, p: dc.small_is_subset(w.layout.dataset(p.dataset), p),
+    ),
+    (
+        PROCESSED,
+        "trainer_path_of_dataset",
+        False,
+        lambda w, p: dc.trainer_path_of_dataset(w.layout, p),
+    ),
+    (
+        EVAL_PROBLEMS,
+        "eval_problems_cover_split",
+        True,
+        lambda w, p: dc.eval_problems_cover_split(w.layout.dataset(p.dataset), p),
+    ),
+    (
+        EVAL_TESTS,
+        "eval_tests_cover_split",
+        True,
+        lambda w, p: dc.eval_tests_cover_split(w.layout.dataset(p.dataset), p),
     ),
 ]
 

@@ -12,6 +12,7 @@ from wmtp_assets.defs.raw_fetch import fetch_raw
 from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.files.layout import ModelDirs
 from wmtp_assets.files.lock import artifact_lock
+from wmtp_assets.files.trainer_view import link_model
 from wmtp_assets.models.micro import (
     MICRO_CODE_VERSION,
     MicroBuild,
@@ -61,6 +62,7 @@ def meta_llama_mtp_tokenizer(wmtp: WmtpResource) -> dg.MaterializeResult:
         info = write_tokenizer_folder(
             dirs.raw / "tokenizer.model", dirs.tokenizer, wmtp.settings.tokenizer_sha256
         )
+    link_model(wmtp.layout, "meta_llama_mtp")
     return dg.MaterializeResult(
         metadata={
             **file_entries("tokenizer", dirs.tokenizer / "tokenizer.model", info.sha256),
@@ -77,6 +79,7 @@ def _build_micro(
     """Build one micro model from the shared tokenizer and describe it for the UI."""
     dirs = wmtp.layout.model(model)
     built = build(dirs, wmtp.layout.shared_tokenizer, wmtp.settings.tokenizer_sha256)
+    link_model(wmtp.layout, model)
     meta = built.metadata
     return dg.MaterializeResult(
         metadata={

@@ -12,6 +12,7 @@ from wmtp_assets.defs.check_results import report_outcome
 from wmtp_assets.defs.k8s import k8s_op_tags
 from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.validate import model_checks as mc
+from wmtp_assets.validate import trainer_view as tv
 from wmtp_assets.validate.outcome import CheckOutcome, guarded
 
 BLOCKING = {
@@ -45,6 +46,7 @@ def model_checks(
         "configs_agree": lambda w: mc.configs_agree(w.layout.model(model), fmt),
         "tokenizer_sha256_shared": lambda w: _tokenizer_shared(w, model, fmt),
         "forward_pass": lambda w: mc.forward_pass(w.layout.model(model), fmt, w.device),
+        "trainer_path_of_model": lambda w: tv.trainer_path_of_model(w.layout, model),
     }
     if with_size:
         bodies["size_matches_config"] = lambda w: mc.size_matches_config(w.layout.model(model), fmt)
@@ -60,7 +62,7 @@ def _make_check(
         blocking=name in BLOCKING,
         pool="gpu" if name == "forward_pass" else None,
         op_tags=k8s_op_tags("gpu_check") if name == "forward_pass" else None,
-        description=(getattr(mc, name).__doc__ or "").strip(),
+        description=((getattr(mc, name, None) or getattr(tv, name)).__doc__ or "").strip(),
     )
     def _check(
         context: dg.AssetCheckExecutionContext, wmtp: WmtpResource

@@ -62,13 +62,15 @@ def codecontests_row(
     description: str,
     *,
     public_tests: Sequence[tuple[str, str]] = (),
+    generated_tests: Sequence[tuple[str, str]] | None = None,
     solutions: Sequence[tuple[int, str]] = (),
     incorrect_solutions: Sequence[tuple[int, str]] = (),
     source: int = CODEFORCES,
     difficulty: int = 7,
     cf_rating: int = 0,
 ) -> dict[str, Any]:
-    """A complete upstream row; ``solutions`` are ``(language, code)`` pairs."""
+    """A complete upstream row; ``solutions`` are ``(language, code)`` pairs. Private tests are
+    the public ones reversed; generated tests default to the public ones twice."""
 
     def tests(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
         return {"input": [i for i, _ in pairs], "output": [o for _, o in pairs]}
@@ -81,7 +83,9 @@ def codecontests_row(
         "description": description,
         "public_tests": tests(public_tests),
         "private_tests": tests(list(public_tests)[::-1]),
-        "generated_tests": tests(list(public_tests) * 2),
+        "generated_tests": tests(
+            list(public_tests) * 2 if generated_tests is None else generated_tests
+        ),
         "source": source,
         "difficulty": difficulty,
         "solutions": sols(solutions),
@@ -161,6 +165,7 @@ def _cpp_only_problem(name: str) -> dict[str, Any]:
         name,
         "Print the number of set bits of n.\n\nInput\n\nOne integer n.\n\nOutput\n\nOne integer.\n",
         public_tests=[("5\n", "2\n")],
+        generated_tests=[],
         solutions=[(CPP, "int main(){unsigned n;std::cin>>n;std::cout<<__builtin_popcount(n);}\n")],
         incorrect_solutions=[(JAVA, "class Main { }\n")],
         source=CODECHEF,

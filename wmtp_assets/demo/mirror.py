@@ -15,13 +15,14 @@ from pydantic import BaseModel
 from wmtp_assets.data.partitions import DATASETS
 from wmtp_assets.demo.dataset_mirror import build_dataset_mirror
 from wmtp_assets.demo.model_mirror import DEMO_COMMIT, build_meta_repo, build_sheared_repo
-from wmtp_assets.demo.tokenizer import train_demo_tokenizer
+from wmtp_assets.demo.tokenizer import LLAMA2_TOKENIZER
 from wmtp_assets.files.hashing import sha256_file
 from wmtp_assets.sources import RepoRef, write_mirror_manifest
 
 
 class DemoMirror(BaseModel):
-    """Where the mirror is and the SHA256 of its tokenizer (the demo's WMTP_TOKENIZER_SHA256)."""
+    """Where the mirror is and the SHA256 of its tokenizer (the real Llama-2 one, so the demo
+    runs under the default WMTP_TOKENIZER_SHA256)."""
 
     root: Path
     tokenizer_sha256: str
@@ -30,10 +31,9 @@ class DemoMirror(BaseModel):
 def build_demo_mirror(root: Path) -> DemoMirror:
     """Write (or rewrite, deterministically) the whole demo mirror under ``root``."""
     root.mkdir(parents=True, exist_ok=True)
-    tokenizer = train_demo_tokenizer(root / ".demo_tokenizer.model")
-    sha256 = sha256_file(tokenizer)
-    build_meta_repo(root, tokenizer)
-    build_sheared_repo(root, tokenizer, sha256)
+    sha256 = sha256_file(LLAMA2_TOKENIZER)
+    build_meta_repo(root, LLAMA2_TOKENIZER)
+    build_sheared_repo(root, LLAMA2_TOKENIZER, sha256)
     build_dataset_mirror(root)
     for spec in DATASETS.values():
         pinned = re.fullmatch(r"[0-9a-f]{40}", spec.revision) is not None

@@ -1,8 +1,13 @@
-"""A small Llama-style SentencePiece tokenizer, trained on the fly for demos and tests.
+"""The tokenizers the demo and the tests use.
 
-It has the same model type and special-token ids as the Llama-2 tokenizer (BPE with byte
-fallback, ``<unk>``=0, ``<s>``=1, ``</s>``=2, no pad), so code paths that read the real
-``tokenizer.model`` run unchanged; only the vocabulary is smaller.
+``LLAMA2_TOKENIZER`` is the real Llama-2 ``tokenizer.model``, vendored as package data (licence
+notice beside it): the demo mirror ships it for both models, so every token count the demo, the
+tests and the benchmarks produce is a real Llama-2 count and the default
+``WMTP_TOKENIZER_SHA256`` holds.
+
+``train_demo_tokenizer`` trains a small tokenizer of the same kind (BPE with byte fallback,
+``<unk>``=0, ``<s>``=1, ``</s>``=2, no pad) but another vocabulary: only for tests that need a
+tokenizer that *differs* from the required one (mismatch errors, tiny models).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import sentencepiece as spm
 
 from wmtp_assets.files.atomic import atomic_write_bytes
 
+LLAMA2_TOKENIZER = Path(__file__).parent / "llama2_tokenizer" / "tokenizer.model"
 DEMO_VOCAB_SIZE = 1024
 
 _SNIPPETS = (
@@ -50,7 +56,7 @@ def demo_corpus(lines: int = 4000) -> Iterator[str]:
 
 
 def train_demo_tokenizer(dest: Path | str, vocab_size: int = DEMO_VOCAB_SIZE) -> Path:
-    """Train a Llama-style SentencePiece model and write it atomically to ``dest``."""
+    """Train a small Llama-style SentencePiece model (not Llama-2's) and write it to ``dest``."""
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=demo_corpus(),

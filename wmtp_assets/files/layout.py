@@ -90,6 +90,12 @@ class DatasetDirs:
     def problem_index(self, split: str) -> Path:
         return self.processed / f"{split}_metadata.json"
 
+    def eval_jsonl(self, split: str) -> Path:
+        return self.processed / f"{split}_eval.jsonl"
+
+    def tests_json(self, split: str) -> Path:
+        return self.root / "tests" / f"{split}_tests.json"
+
     def small_jsonl(self, split: str) -> Path:
         return self.small_root / f"{split}_small.jsonl"
 

@@ -13,13 +13,10 @@ import sentencepiece as spm
 
 from wmtp_assets.files.atomic import atomic_copy, atomic_write_json
 from wmtp_assets.files.hashing import sha256_file
+from wmtp_assets.files.tokenizer_identity import TokenizerMismatchError, check_tokenizer_sha256
 from wmtp_assets.models.artifact import TokenizerInfo
 
 TOKENIZER_FILES = ("tokenizer.model", "tokenizer_config.json", "special_tokens_map.json")
-
-
-class TokenizerMismatchError(ValueError):
-    """A ``tokenizer.model`` whose SHA256 is not the one every artifact must share."""
 
 
 def load_sentencepiece(path: Path | str) -> spm.SentencePieceProcessor:
@@ -28,17 +25,6 @@ def load_sentencepiece(path: Path | str) -> spm.SentencePieceProcessor:
         return spm.SentencePieceProcessor(model_file=str(path))
     except (OSError, RuntimeError) as exc:
         raise TokenizerMismatchError(f"{path}: not a readable SentencePiece model ({exc})") from exc
-
-
-def check_tokenizer_sha256(path: Path | str, expected_sha256: str) -> str:
-    """Return the file's SHA256, or fail naming both hashes and WMTP_TOKENIZER_SHA256."""
-    actual = sha256_file(path)
-    if actual != expected_sha256:
-        raise TokenizerMismatchError(
-            f"{path}: SHA256 {actual} differs from the required {expected_sha256} "
-            "(WMTP_TOKENIZER_SHA256). Every model and dataset must share one tokenizer."
-        )
-    return actual
 
 
 def tokenizer_info(model_file: Path) -> TokenizerInfo:

@@ -16,20 +16,34 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from pydantic import ValidationError
 
+from wmtp_assets.data.converters import CONVERTERS
+from wmtp_assets.data.eval_files import TEST_SETS, eval_outputs, iter_tests
 from wmtp_assets.data.partitions import PARTITION_KEYS, Partition
-from wmtp_assets.data.problem_index import iter_entries, read_header
+from wmtp_assets.data.problem_index import (
+    LineFields,
+    iter_entries,
+    iter_line_metadata,
+    problem_id_of,
+    read_header,
+)
 from wmtp_assets.data.records import RECORD_MODELS
 from wmtp_assets.data.schema import build_schema
 from wmtp_assets.data.small_subset import small_limit
+from wmtp_assets.data.split_keys import read_problem_keys
 from wmtp_assets.data.stats import SplitStats
 from wmtp_assets.data.token_count import TokenCounter
 from wmtp_assets.files.hashing import sha256_file
 from wmtp_assets.files.layout import DatasetDirs, Layout
+from wmtp_assets.files.trainer_view import dataset_link
 from wmtp_assets.validate.outcome import CheckOutcome
+from wmtp_assets.validate.trainer_view import trainer_path_resolves
 
 TOKEN_SAMPLE = 256
+Counts = tuple[int, ...]
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
@@ -122,16 +136,21 @@ def task_ids_unique_and_labelled(dirs: DatasetDirs, part: Partition) -> CheckOut
 def token_limit_respected(
     dirs: DatasetDirs, part: Partition, tokenizer_path: Path, max_tokens: int
 ) -> CheckOutcome:
-    """Every indexed token length is <= max_tokens, and a seeded sample of records re-tokenized
-    with the real tokenizer (no BOS/EOS) has exactly its indexed length."""
+    """Every indexed output length is <= max_tokens, and a seeded sample of records re-tokenized
+    with the real tokenizer (no BOS/EOS) has exactly its indexed output length and a total
+    (instruction + input + output) <= max_tokens."""
     index = dirs.problem_index(part.split)
     lengths: dict[int, int] = {}
     for key, entry in iter_entries(index):
-        for label in (entry.correct, entry.incorrect):
-            for line, tokens in zip(label.lines, label.token_lengths, strict=True):
+        for lines, tokens_of in (
+            (entry.correct_indices, entry.correct_token_lengths),
+            (entry.incorrect_indices, entry.incorrect_token_lengths),
+        ):
+            for line, tokens in zip(lines, tokens_of, strict=True):
                 if tokens > max_tokens:
                     return CheckOutcome.fail(
-                        f"{index}: problem {key} line {line} has {tokens} tokens > {max_tokens}",
+                        f"{index}: problem {key} line {line} has {tokens} output tokens > "
+                        f"{max_tokens}",
                         file=str(index),
                         line=line,
                         tokens=tokens,
@@ -143,19 +162,23 @@ def token_limit_respected(
     for number, _, row in iter_jsonl(jsonl):
         if number not in sample:
             continue
-        parts = [row["instruction"], row["input"], row["output"]]
-        tokens = sum(counter.count(parts))
-        if tokens != lengths[number] or tokens > max_tokens:
+        instruction, problem_input, output = counter.count(
+            [row["instruction"], row["input"], row["output"]]
+        )
+        total = instruction + problem_input + output
+        if output != lengths[number] or total > max_tokens:
             return CheckOutcome.fail(
-                f"{jsonl}: line {number} has {tokens} tokens; the index says {lengths[number]} "
-                f"(limit {max_tokens})",
+                f"{jsonl}: line {number} has {output} output tokens ({total} in all); the index "
+                f"says {lengths[number]} (limit {max_tokens} in all)",
                 file=str(jsonl),
                 line=number,
-                tokens=tokens,
+                tokens=output,
+                total=total,
                 indexed=lengths[number],
             )
     return CheckOutcome.ok(
-        f"{len(lengths):,} indexed lengths <= {max_tokens}; {len(sample)} re-tokenized rows agree",
+        f"{len(lengths):,} indexed output lengths <= {max_tokens}; {len(sample)} re-tokenized "
+        "rows agree",
         max_indexed=max(lengths.values(), default=0),
     )
 
@@ -219,21 +242,34 @@ def small_is_subset(dirs: DatasetDirs, part: Partition) -> CheckOutcome:
 
 def _problem_of(dataset: str, row: dict[str, Any]) -> str:
     metadata = row.get("metadata") or {}
-    return metadata.get("problem_key") if dataset == "codecontests" else row.get("task_id")
+    key = metadata.get("problem_key") if dataset == "codecontests" else row.get("task_id")
+    return str(key or "")
+
+
+def _line_metadata(row: dict[str, Any], fields: LineFields) -> dict[str, Any]:
+    """What the index's per-line ``metadata`` must say about ``row``."""
+    expected: dict[str, Any] = {}
+    if fields.is_correct:
+        expected["is_correct"] = row.get("is_correct")
+    if fields.difficulty:
+        expected["difficulty"] = (row.get("metadata") or {}).get("difficulty")
+    return expected | {"problem_id": problem_id_of(row.get("task_id", ""))}
 
 
 def index_matches_records(dirs: DatasetDirs, part: Partition) -> CheckOutcome:
-    """Each index entry's line numbers point at records of that problem with that label, and
-    every JSONL line is indexed exactly once."""
+    """Each problem_index_map entry's indices point at records of that problem with that label,
+    every JSONL line is indexed exactly once, the trainer's problem_id (its task_id pattern) of
+    every record is the key it is indexed under, and the per-line ``metadata`` matches the line."""
     index = dirs.problem_index(part.split)
     header = read_header(index)
+    fields = LineFields.of(RECORD_MODELS[part.dataset])
     problems: list[str] = []
     owner = array("i", [-1]) * header.records
     labels = array("b", [0]) * header.records
     for key, entry in iter_entries(index):
         problems.append(key)
-        for is_correct, group in ((1, entry.correct), (0, entry.incorrect)):
-            for line in group.lines:
+        for is_correct, lines in ((1, entry.correct_indices), (0, entry.incorrect_indices)):
+            for line in lines:
                 if not 0 <= line < header.records or owner[line] != -1:
                     return CheckOutcome.fail(
                         f"{index}: problem {key} points at line {line}, out of range or "
@@ -245,6 +281,7 @@ def index_matches_records(dirs: DatasetDirs, part: Partition) -> CheckOutcome:
                 owner[line] = len(problems) - 1
                 labels[line] = is_correct
     jsonl = dirs.jsonl(part.split)
+    line_metadata = iter_line_metadata(index)
     for number, _, row in iter_jsonl(jsonl):
         if number >= header.records or owner[number] == -1:
             return CheckOutcome.fail(
@@ -252,18 +289,33 @@ def index_matches_records(dirs: DatasetDirs, part: Partition) -> CheckOutcome:
             )
         expected = problems[owner[number]]
         is_correct = bool(row.get("is_correct", True))
-        if _problem_of(part.dataset, row) != expected or is_correct != bool(labels[number]):
+        found = {_problem_of(part.dataset, row), problem_id_of(row.get("task_id", ""))}
+        if found != {expected} or is_correct != bool(labels[number]):
             return CheckOutcome.fail(
                 f"{index}: line {number} indexed under {expected} "
                 f"({'correct' if labels[number] else 'incorrect'}) but the record is "
-                f"{_problem_of(part.dataset, row)} (is_correct={is_correct})",
+                f"{sorted(found)} (is_correct={is_correct})",
                 file=str(index),
                 line=number,
                 expected=expected,
-                found=_problem_of(part.dataset, row),
+                found=sorted(found),
             )
+        stored, wanted = next(line_metadata, None), _line_metadata(row, fields)
+        if stored != wanted:
+            return CheckOutcome.fail(
+                f"{index}: metadata[{number}] is {stored}, the line says {wanted}",
+                file=str(index),
+                line=number,
+                expected=wanted,
+                found=stored,
+            )
+    if next(line_metadata, None) is not None:
+        return CheckOutcome.fail(
+            f"{index}: more metadata entries than JSONL lines", file=str(index)
+        )
     return CheckOutcome.ok(
-        f"{len(problems):,} problems index all {header.records:,} lines", problems=len(problems)
+        f"{len(problems):,} problems index all {header.records:,} lines; metadata aligned",
+        problems=len(problems),
     )
 
 
@@ -312,3 +364,106 @@ def splits_disjoint(layout: Layout, part: Partition) -> CheckOutcome:
         compared=compared,
         not_materialized=missing,
     )
+
+
+def _upstream_problems(dirs: DatasetDirs, part: Partition) -> Iterator[tuple[str, str, Counts]]:
+    """``(problem key, upstream name, tests per set)`` of every upstream row, in split order;
+    the counts are list lengths computed by Arrow, without decoding the test strings."""
+    files = part.files_in(dirs.raw)
+    if not files:
+        raise FileNotFoundError(f"{dirs.raw}: no upstream files of {part} (materialize raw)")
+    keys = iter(read_problem_keys(files, CONVERTERS[part.dataset]))
+    for file in files:
+        batches = pq.ParquetFile(file).iter_batches(batch_size=16, columns=["name", *TEST_SETS])
+        for batch in batches:
+            lengths = [
+                pc.fill_null(pc.list_value_length(pc.struct_field(batch.column(s), "input")), 0)
+                for s in TEST_SETS
+            ]
+            for i, name in enumerate(batch.column("name").to_pylist()):
+                counts = tuple(length[i].as_py() for length in lengths)
+                yield next(keys), name or "", counts
+
+
+def _coverage(
+    dirs: DatasetDirs,
+    part: Partition,
+    file: Path,
+    stored: Iterator[tuple[str, str | None, dict[str, Any]]],
+) -> CheckOutcome:
+    """Compare ``(key, name or None, tests per set)`` read from ``file`` with upstream, in order,
+    then check that every training record's problem is among them."""
+    keys: set[str] = set()
+    upstream = _upstream_problems(dirs, part)
+    for row, (key, name, tests) in enumerate(stored):
+        expected = next(upstream, None)
+        if expected is None:
+            return CheckOutcome.fail(f"{file}: entry {row} ({key!r}) has no upstream problem")
+        want_key, want_name, want_counts = expected
+        counts = tuple(len(tests[s]["input"]) for s in TEST_SETS)
+        paired = all(len(tests[s]["input"]) == len(tests[s]["output"]) for s in TEST_SETS)
+        if key in keys or key != want_key or name not in (None, want_name):
+            return CheckOutcome.fail(
+                f"{file}: entry {row} is {key!r} (name {name!r}); upstream row {row} is "
+                f"{want_key!r} (name {want_name!r}), each problem once in split order",
+                file=str(file),
+                entry=row,
+                expected=want_key,
+                found=key,
+            )
+        if counts != want_counts or not paired:
+            return CheckOutcome.fail(
+                f"{file}: {key!r} has {dict(zip(TEST_SETS, counts, strict=True))} tests "
+                f"(inputs and outputs paired: {paired}); upstream has "
+                f"{dict(zip(TEST_SETS, want_counts, strict=True))}",
+                file=str(file),
+                problem=key,
+            )
+        keys.add(key)
+    missing = next(upstream, None)
+    if missing is not None:
+        return CheckOutcome.fail(
+            f"{file}: upstream problem {missing[0]!r} is missing",
+            file=str(file),
+            problem=missing[0],
+        )
+    index = dirs.problem_index(part.split)
+    for problem_id, _ in iter_entries(index):
+        if problem_id not in keys:
+            return CheckOutcome.fail(
+                f"{index}: training problem {problem_id!r} is not in {file}",
+                file=str(file),
+                problem=problem_id,
+            )
+    return CheckOutcome.ok(
+        f"{len(keys):,} problems, each once, tests as upstream; training ids agree",
+        problems=len(keys),
+    )
+
+
+def eval_problems_cover_split(dirs: DatasetDirs, part: Partition) -> CheckOutcome:
+    """``processed/<split>_eval.jsonl`` holds every upstream problem of the split once, in order,
+    with the upstream test counts, and every training record's problem_id is one of its task_ids
+    (not applicable outside CodeContests valid/test)."""
+    eval_jsonl, _ = eval_outputs(part, dirs)
+    if eval_jsonl is None:
+        return CheckOutcome.ok(f"not applicable: {part} has no evaluation JSONL", applicable="no")
+    stored = ((row["task_id"], None, row["metadata"]) for _, _, row in iter_jsonl(eval_jsonl))
+    return _coverage(dirs, part, eval_jsonl, stored)
+
+
+def eval_tests_cover_split(dirs: DatasetDirs, part: Partition) -> CheckOutcome:
+    """``tests/<split>_tests.json`` holds every upstream problem of the split once, in order,
+    under its problem key with its upstream name and test counts, and every training record's
+    problem_id is one of its keys (not applicable outside CodeContests)."""
+    _, tests_json = eval_outputs(part, dirs)
+    if tests_json is None:
+        return CheckOutcome.ok(f"not applicable: {part} has no tests file", applicable="no")
+    stored = ((key, entry.task_name, entry.model_dump()) for key, entry in iter_tests(tests_json))
+    return _coverage(dirs, part, tests_json, stored)
+
+
+def trainer_path_of_dataset(layout: Layout, part: Partition) -> CheckOutcome:
+    """``<root>/datasets/<dataset>`` (the trainer's path) is a relative link to the dataset's
+    ``datasets_v2`` folder."""
+    return trainer_path_resolves(*dataset_link(layout, part.dataset))

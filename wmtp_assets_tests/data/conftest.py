@@ -1,4 +1,4 @@
-"""Shared fixtures: one demo tokenizer and one demo mirror per test session."""
+"""Shared fixtures: the Llama-2 tokenizer and one demo dataset mirror per test session."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ import pytest
 
 from wmtp_assets.data.partitions import Partition
 from wmtp_assets.demo.dataset_mirror import build_dataset_mirror
-from wmtp_assets.demo.tokenizer import train_demo_tokenizer
+from wmtp_assets.demo.tokenizer import LLAMA2_TOKENIZER
 from wmtp_assets.files.layout import Layout
 
 
 @pytest.fixture(scope="session")
-def tokenizer(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return train_demo_tokenizer(tmp_path_factory.mktemp("tokenizer") / "tokenizer.model")
+def tokenizer() -> Path:
+    """The real Llama-2 tokenizer: every count in these tests is a Llama-2 count."""
+    return LLAMA2_TOKENIZER
 
 
 @pytest.fixture(scope="session")

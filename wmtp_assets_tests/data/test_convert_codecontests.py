@@ -5,6 +5,7 @@ from typing import Any, cast
 import pytest
 
 from wmtp_assets.data import convert_codecontests as cc
+from wmtp_assets.data.convert_base import BadKeyError
 from wmtp_assets.data.records import CodeContestsRecord
 from wmtp_assets.demo.dataset_mirror import codecontests_row
 
@@ -93,4 +94,10 @@ def test_nulls_read_as_empty() -> None:
 
 
 def test_keys_follow_row_order() -> None:
-    assert cc.problem_keys(["a", "b", "a", None]) == ["a", "b", "a#2", ""]
+    assert cc.problem_keys(["a", "b", "a", "a#2"]) == ["a", "b", "a#2", "a#2#2"]
+
+
+def test_a_null_name_gives_no_usable_key() -> None:
+    with pytest.raises(BadKeyError, match="problem name ''") as info:
+        cc.problem_keys(["a", "b", "a", None])
+    assert info.value.row == 3

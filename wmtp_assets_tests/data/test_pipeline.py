@@ -2,23 +2,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import sentencepiece as spm
 
 from wmtp_assets.data import convert_codecontests, pipeline
 from wmtp_assets.data.arrow_rows import _binary_type
-from wmtp_assets.data.pipeline import DataError, TokenizerMismatchError, judge, process_split
+from wmtp_assets.data.pipeline import DataError, judge, process_split
 from wmtp_assets.data.problem_index import ProblemIndex
 from wmtp_assets.data.records import RECORD_MODELS, CodeContestsRecord
 from wmtp_assets.data.stats import SplitStats
 from wmtp_assets.data.token_count import TokenCounter
 from wmtp_assets.data.upstream_schema import CODECONTESTS_SCHEMA, UpstreamSchemaError
 from wmtp_assets.demo.dataset_mirror import (
+    CODECHEF,
+    CODEFORCES,
     CPP,
+    HACKEREARTH,
     PYTHON3,
     codecontests_demo_splits,
     codecontests_row,
@@ -27,6 +32,7 @@ from wmtp_assets.demo.dataset_mirror import (
 )
 from wmtp_assets.files.layout import DatasetDirs, Layout
 from wmtp_assets.files.lock import ArtifactLockedError, artifact_lock
+from wmtp_assets.files.tokenizer_identity import TokenizerMismatchError
 from wmtp_assets_tests.data.conftest import mirror_files
 
 
@@ -53,25 +59,30 @@ def _assert_consistent(dirs: DatasetDirs, split: str, tokenizer: Path) -> None:
     assert index.jsonl_sha256 == stats.jsonl_sha256 == sha
     assert index.records == stats.records == len(records)
     assert len({r["task_id"] for r in records}) == len(records)
-    counter = TokenCounter(tokenizer)
+    sp = spm.SentencePieceProcessor(model_file=str(tokenizer))
     seen: list[int] = []
-    for key, entry in index.problems.items():
-        for label, part in (("correct", entry.correct), ("incorrect", entry.incorrect)):
-            for number, length in zip(part.lines, part.token_lengths, strict=True):
+    for key, entry in index.problem_index_map.items():
+        for label in ("correct", "incorrect"):
+            lines = getattr(entry, f"{label}_indices")
+            lengths = getattr(entry, f"{label}_token_lengths")
+            for number, length in zip(lines, lengths, strict=True):
                 record = records[number]
                 seen.append(number)
-                assert (
-                    sum(counter.count([record["instruction"], record["input"], record["output"]]))
-                    == length
-                )
-                assert length <= stats.max_tokens
+                assert len(sp.encode(record["output"])) == length  # the output alone
+                total = sum(len(sp.encode(record[f])) for f in ("instruction", "input", "output"))
+                assert total <= stats.max_tokens
                 if dirs.root.name == "codecontests":
                     assert record["metadata"]["problem_key"] == key
+                    assert record["task_id"].startswith(f"{key}_{label}_")
                     assert record["is_correct"] is (label == "correct")
                     assert record["metadata"]["difficulty"] == entry.difficulty
+                    expected = {"is_correct": label == "correct", "difficulty": entry.difficulty}
                 else:
                     assert record["task_id"] == key and label == "correct"
-    assert sorted(seen) == list(range(len(records)))
+                    expected = {}
+                line = index.metadata[number].model_dump(exclude_none=True)
+                assert line == expected | {"problem_id": key}
+    assert sorted(seen) == list(range(len(records))) and len(index.metadata) == len(records)
     assert sum(stats.token_length_counts.values()) == stats.records
 
 
@@ -92,7 +103,7 @@ def test_codecontests_train_from_two_shards(mirror: Path, layout: Layout, tokeni
     _assert_consistent(dirs, "train", tokenizer)
     index = ProblemIndex.model_validate_json(dirs.problem_index("train").read_bytes())
     # names repeat across sources and shards; the popcount problem has no Python solution
-    assert list(index.problems) == [
+    assert list(index.problem_index_map) == [
         "1000_A. Sum of Numbers",
         "palindromes",
         "1001_B. Adding Up",
@@ -102,6 +113,21 @@ def test_codecontests_train_from_two_shards(mirror: Path, layout: Layout, tokeni
     records = _records(dirs.jsonl("train"))
     assert records[0]["task_id"] == "1000_A. Sum of Numbers_correct_0"
     assert "palindromes#2_incorrect_0" in {r["task_id"] for r in records}
+    # the trainer groups by group 1 of this pattern: each group is one upstream problem (the two
+    # "palindromes" rows come from different sources and shards)
+    pattern = re.compile(r"^(.+?)_(correct|incorrect)_\d+$")
+    groups: dict[str, set[int]] = {}
+    for record in records:
+        groups.setdefault(pattern.match(record["task_id"]).group(1), set()).add(
+            record["metadata"]["source"]
+        )
+    assert groups == {
+        "1000_A. Sum of Numbers": {CODEFORCES},
+        "palindromes": {CODECHEF},
+        "1001_B. Adding Up": {CODEFORCES},
+        "palindromes#2": {HACKEREARTH},
+        "sumsum": {HACKEREARTH},
+    }
     assert json.loads(report.stats_file.read_bytes()) == json.loads(stats.model_dump_json())
     schema = json.loads(report.schema_file.read_bytes())
     assert "is_correct" in schema["required_fields"]
@@ -165,8 +191,10 @@ def test_judge_limit_is_inclusive(tokenizer: Path) -> None:
     )
     problem = convert_codecontests.convert(row, "p")
     record = problem.candidates[0].record
-    total = sum(counter.count([record.instruction, record.input, record.output]))
-    assert judge([problem], counter, total) == [[total]]
+    sp = spm.SentencePieceProcessor(model_file=str(tokenizer))
+    output = len(sp.encode(record.output))
+    total = len(sp.encode(record.instruction)) + len(sp.encode(record.input)) + output
+    assert judge([problem], counter, total) == [[(total, output)]]
     assert judge([problem], counter, total - 1) == [["too_long"]]
 
 
@@ -226,7 +254,9 @@ def test_empty_split_publishes_empty_outputs(
     assert dirs.jsonl("valid").read_bytes() == b""
     assert report.stats.records == report.stats.problems_read == 0
     assert report.stats.token_lengths.p50 is None
-    assert ProblemIndex.model_validate_json(dirs.problem_index("valid").read_bytes()).problems == {}
+    index = ProblemIndex.model_validate_json(dirs.problem_index("valid").read_bytes())
+    assert index.problem_index_map == {} and index.metadata == []
+    assert index.stats.total == index.stats.n_problems == 0
 
 
 def test_no_input_files(layout: Layout, tokenizer: Path) -> None:
@@ -327,7 +357,7 @@ def test_a_failing_shard_in_the_pool_names_file_and_row(
 def test_wrong_tokenizer_and_held_lock(mirror: Path, layout: Layout, tokenizer: Path) -> None:
     dirs = layout.dataset("humaneval")
     files = mirror_files(mirror, "humaneval.test")
-    with pytest.raises(TokenizerMismatchError, match="expected 000"):
+    with pytest.raises(TokenizerMismatchError, match="required 000"):
         process_split("humaneval.test", files, dirs, tokenizer, expected_tokenizer_sha256="0" * 64)
     with artifact_lock(dirs.root / ".locks" / "test"), pytest.raises(ArtifactLockedError):
         process_split("humaneval.test", files, dirs, tokenizer)
@@ -338,3 +368,13 @@ def test_records_are_valid_models(mirror: Path, layout: Layout, tokenizer: Path)
     process_split("codecontests.valid", mirror_files(mirror, "codecontests.valid"), dirs, tokenizer)
     for line in dirs.jsonl("valid").read_bytes().splitlines():
         CodeContestsRecord.model_validate_json(line)
+
+
+@pytest.mark.parametrize("name", ["", "two\nlines"])
+def test_a_name_the_trainer_cannot_recover_is_an_error(
+    tmp_path: Path, layout: Layout, tokenizer: Path, name: str
+) -> None:
+    rows = [codecontests_row("fine", "d"), codecontests_row(name, "d")]
+    shard = write_codecontests_parquet(tmp_path / "test-00000-of-00001.parquet", rows)
+    with pytest.raises(DataError, match=r"row 1: column 'name'.*not recoverable"):
+        process_split("codecontests.test", [shard], layout.dataset("codecontests"), tokenizer)

@@ -24,7 +24,7 @@ def test_humaneval_through_the_assets_equals_the_source(demo_storage: Settings) 
         assert record["metadata"]["test"] == source["test"]
         assert record["metadata"]["entry_point"] == source["entry_point"]
     index = json.loads(dirs.problem_index("test").read_text("utf-8"))
-    assert len(index["problems"]) == 164
+    assert len(index["problem_index_map"]) == len(index["metadata"]) == 164
     small = dirs.small_jsonl("test").read_text("utf-8").splitlines()
     assert len(small) == 32 and set(small) <= set(
         dirs.jsonl("test").read_text("utf-8").splitlines()

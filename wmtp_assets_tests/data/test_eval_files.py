@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from wmtp_assets.data.eval_files import iter_tests, write_eval_files
+from wmtp_assets.data.pipeline import process_split
+from wmtp_assets.demo.dataset_mirror import PYTHON3, codecontests_row, write_codecontests_parquet
+from wmtp_assets.files.layout import Layout
+from wmtp_assets_tests.data.conftest import mirror_files
+
+TEST_SETS = ("public_tests", "private_tests", "generated_tests")
+
+
+def _upstream(files: list[Path]) -> list[dict[str, Any]]:
+    return [row for f in files for row in pq.read_table(f).to_pylist()]
+
+
+@pytest.mark.parametrize("split", ["valid", "test"])
+def test_eval_jsonl_and_tests_json_follow_upstream(
+    mirror: Path, layout: Layout, tokenizer: Path, split: str
+) -> None:
+    files = mirror_files(mirror, f"codecontests.{split}")
+    dirs = layout.dataset("codecontests")
+    process_split(f"codecontests.{split}", files, dirs, tokenizer)
+    report = write_eval_files(f"codecontests.{split}", files, dirs)
+    rows = _upstream(files)
+    problems = [json.loads(line) for line in dirs.eval_jsonl(split).read_bytes().splitlines()]
+    tests = json.loads(dirs.tests_json(split).read_bytes())
+    assert report.problems == len(rows) == len(problems) == len(tests)
+    for problem, row in zip(problems, rows, strict=True):
+        assert list(problem) == ["task_id", "instruction", "input", "metadata"]
+        assert (problem["task_id"], problem["instruction"], problem["input"]) == (
+            row["name"],
+            row["description"],
+            "",
+        )
+        assert problem["metadata"] == {
+            "source": row["source"],
+            "difficulty": row["difficulty"],
+            "cf_rating": row["cf_rating"],
+            "time_limit": row["time_limit"],
+            "memory_limit_bytes": row["memory_limit_bytes"],
+        } | {s: row[s] for s in TEST_SETS}
+        assert tests[row["name"]] == {"task_name": row["name"]} | {s: row[s] for s in TEST_SETS}
+    assert dict(iter_tests(dirs.tests_json(split))).keys() == tests.keys()
+    assert report.with_tests["public_tests"] == sum(bool(r["public_tests"]["input"]) for r in rows)
+
+
+def test_train_gets_tests_only_and_keys_follow_the_training_disambiguation(
+    mirror: Path, layout: Layout
+) -> None:
+    files = mirror_files(mirror, "codecontests.train")
+    dirs = layout.dataset("codecontests")
+    report = write_eval_files("codecontests.train", files, dirs)
+    assert report.eval_jsonl is None and not dirs.eval_jsonl("train").exists()
+    tests = json.loads(dirs.tests_json("train").read_bytes())
+    names = [r["name"] for r in _upstream(files)]
+    assert names.count("palindromes") == 2
+    assert [v["task_name"] for v in tests.values()] == names
+    assert "palindromes#2" in tests and len(tests) == len(names)
+
+
+@pytest.mark.parametrize("key", ["mbpp.train", "mbpp.validation", "mbpp.test", "humaneval.test"])
+def test_other_datasets_get_no_evaluation_files(mirror: Path, layout: Layout, key: str) -> None:
+    dataset = key.split(".")[0]
+    report = write_eval_files(key, mirror_files(mirror, key), layout.dataset(dataset))
+    assert (report.eval_jsonl, report.tests_json, report.problems) == (None, None, 0)
+    assert not layout.root.exists()
+
+
+def test_invalid_utf8_in_tests_is_replaced_not_dropped(tmp_path: Path, layout: Layout) -> None:
+    from wmtp_assets_tests.data.test_pipeline import _write_with_bytes
+
+    row = codecontests_row("p", "d", public_tests=[("1\n", "1\n")], solutions=[(PYTHON3, "x")])
+    row["private_tests"] = {"input": [b"\xff\n"], "output": [b"2\n"]}
+    shard = _write_with_bytes(tmp_path / "test-00000-of-00001.parquet", [row])
+    dirs = layout.dataset("codecontests")
+    report = write_eval_files("codecontests.test", [shard], dirs)
+    assert (report.problems, report.replaced_problems) == (1, 1)
+    tests = json.loads(dirs.tests_json("test").read_bytes())
+    assert tests["p"]["private_tests"] == {"input": ["\ufffd\n"], "output": ["2\n"]}
+
+
+def test_an_empty_split_writes_empty_files(tmp_path: Path, layout: Layout) -> None:
+    shard = write_codecontests_parquet(tmp_path / "valid-00000-of-00001.parquet", [])
+    dirs = layout.dataset("codecontests")
+    write_eval_files("codecontests.valid", [shard], dirs)
+    assert json.loads(dirs.tests_json("valid").read_bytes()) == {}
+    assert list(iter_tests(dirs.tests_json("valid"))) == []
+    assert dirs.eval_jsonl("valid").read_bytes() == b""
+
+
+def test_a_crash_keeps_the_previous_files(
+    mirror: Path, layout: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wmtp_assets.data import eval_files
+
+    files = mirror_files(mirror, "codecontests.test")
+    dirs = layout.dataset("codecontests")
+    write_eval_files("codecontests.test", files, dirs)
+    before = dirs.tests_json("test").read_bytes(), dirs.eval_jsonl("test").read_bytes()
+
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(eval_files, "_eval_problem", crash)
+    with pytest.raises(KeyboardInterrupt):
+        write_eval_files("codecontests.test", files, dirs)
+    assert (dirs.tests_json("test").read_bytes(), dirs.eval_jsonl("test").read_bytes()) == before
+    assert not [p for p in dirs.root.rglob(".*tmp-*")]

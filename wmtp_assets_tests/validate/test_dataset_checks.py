@@ -1,0 +1,145 @@
+"""The dataset checks that read the trainer's files: each passes on good data and fails on the
+fault it exists for."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from wmtp_assets.data.eval_files import write_eval_files
+from wmtp_assets.data.partitions import Partition
+from wmtp_assets.data.pipeline import process_split
+from wmtp_assets.demo.dataset_mirror import build_dataset_mirror
+from wmtp_assets.demo.tokenizer import LLAMA2_TOKENIZER
+from wmtp_assets.files.layout import Layout
+from wmtp_assets.files.trainer_view import link_dataset
+from wmtp_assets.validate import dataset_checks as dc
+
+KEYS = ["codecontests.train", "codecontests.test", "mbpp.test", "humaneval.test"]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Layout:
+    mirror = tmp_path_factory.mktemp("mirror")
+    build_dataset_mirror(mirror)
+    layout = Layout(tmp_path_factory.mktemp("built") / "storage")
+    for key in KEYS:
+        part = Partition.parse(key)
+        files = part.files_in(mirror / "datasets" / part.spec.repo_id)
+        dirs = layout.dataset(part.dataset)
+        for file in files:  # the checks read upstream from raw/, as stored by the raw asset
+            (dirs.raw / file.parent.name).mkdir(parents=True, exist_ok=True)
+            shutil.copy(file, dirs.raw / file.parent.name / file.name)
+        process_split(part, files, dirs, LLAMA2_TOKENIZER, workers=1)
+        write_eval_files(part, files, dirs)
+        link_dataset(layout, part.dataset)
+    return layout
+
+
+@pytest.fixture
+def layout(built: Layout, tmp_path: Path) -> Layout:
+    root = tmp_path / "storage"
+    shutil.copytree(built.root, root, symlinks=True)
+    return Layout(root)
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_good_data_passes(layout: Layout, key: str) -> None:
+    part = Partition.parse(key)
+    dirs = layout.dataset(part.dataset)
+    for outcome in (
+        dc.index_matches_records(dirs, part),
+        dc.token_limit_respected(dirs, part, LLAMA2_TOKENIZER, 2048),
+        dc.eval_problems_cover_split(dirs, part),
+        dc.eval_tests_cover_split(dirs, part),
+        dc.trainer_path_of_dataset(layout, part),
+    ):
+        assert outcome.passed, outcome.summary
+    if part.dataset != "codecontests":
+        assert dc.eval_tests_cover_split(dirs, part).summary.startswith("not applicable")
+
+
+def _rewrite(path: Path, edit: Callable[[list[bytes]], list[bytes]]) -> None:
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(edit(lines)))
+
+
+def test_misaligned_line_metadata_fails_the_index_check(layout: Layout) -> None:
+    part = Partition.parse("codecontests.train")
+    dirs = layout.dataset("codecontests")
+    index = dirs.problem_index("train")
+    text = index.read_text(encoding="utf-8")
+    first = text.index('{"is_correct":true')
+    index.write_text(text[:first] + text[first:].replace("true", "false", 1), encoding="utf-8")
+    outcome = dc.index_matches_records(dirs, part)
+    assert not outcome.passed and "metadata[0]" in outcome.summary
+
+
+def test_a_wrong_output_length_fails_the_token_check(layout: Layout) -> None:
+    part = Partition.parse("humaneval.test")
+    dirs = layout.dataset("humaneval")
+    index = dirs.problem_index("test")
+    whole = json.loads(index.read_bytes())
+    # every record is re-tokenized (164 < the sample size): shift one length by one
+    text = index.read_text(encoding="utf-8")
+    old = json.dumps(whole["problem_index_map"]["HumanEval/0"]["correct_token_lengths"])
+    new = json.dumps([whole["problem_index_map"]["HumanEval/0"]["correct_token_lengths"][0] + 1])
+    marker = '"HumanEval/0":'
+    at = text.index(marker)
+    end = text.index("\n", at)
+    index.write_text(
+        text[:at] + text[at:end].replace(old.replace(" ", ""), new) + text[end:], encoding="utf-8"
+    )
+    outcome = dc.token_limit_respected(dirs, part, LLAMA2_TOKENIZER, 2048)
+    assert not outcome.passed and "the index says" in outcome.summary
+
+
+def test_a_missing_eval_problem_fails(layout: Layout) -> None:
+    part = Partition.parse("codecontests.test")
+    dirs = layout.dataset("codecontests")
+    _rewrite(dirs.eval_jsonl("test"), lambda lines: lines[:-1])
+    outcome = dc.eval_problems_cover_split(dirs, part)
+    assert not outcome.passed and "is missing" in outcome.summary
+
+
+def test_a_repeated_eval_problem_fails(layout: Layout) -> None:
+    part = Partition.parse("codecontests.test")
+    dirs = layout.dataset("codecontests")
+    _rewrite(dirs.eval_jsonl("test"), lambda lines: [lines[0], lines[0], *lines[2:]])
+    outcome = dc.eval_problems_cover_split(dirs, part)
+    assert not outcome.passed and "each problem once" in outcome.summary
+
+
+def test_emptied_tests_fail(layout: Layout) -> None:
+    part = Partition.parse("codecontests.train")
+    dirs = layout.dataset("codecontests")
+    path = dirs.tests_json("train")
+    whole = json.loads(path.read_bytes())
+    first = next(iter(whole))
+    emptied = json.dumps({"input": [], "output": []}, separators=(",", ":"))
+    original = json.dumps(whole[first]["private_tests"], ensure_ascii=False, separators=(",", ":"))
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace(original, emptied, 1), encoding="utf-8")
+    outcome = dc.eval_tests_cover_split(dirs, part)
+    assert not outcome.passed and "upstream has" in outcome.summary
+
+
+def test_a_training_problem_missing_from_the_tests_fails(layout: Layout) -> None:
+    part = Partition.parse("codecontests.test")
+    dirs = layout.dataset("codecontests")
+    index = dirs.problem_index("test")
+    problem_id = next(iter(json.loads(index.read_bytes())["problem_index_map"]))
+    text = index.read_text(encoding="utf-8")
+    index.write_text(text.replace(json.dumps(problem_id), '"renamed"'), encoding="utf-8")
+    outcome = dc.eval_tests_cover_split(dirs, part)
+    assert not outcome.passed and "'renamed' is not in" in outcome.summary
+
+
+def test_a_removed_trainer_link_fails(layout: Layout) -> None:
+    (layout.root / "datasets" / "mbpp").unlink()
+    outcome = dc.trainer_path_of_dataset(layout, Partition.parse("mbpp.test"))
+    assert not outcome.passed and "missing" in outcome.summary
