@@ -3,23 +3,22 @@ real exit codes."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
+
 from wmtp_assets.demo.mirror import DemoMirror
 from wmtp_assets.files.layout import Layout
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
-# One process per run instead of one per step: the same code paths, a fraction of the imports.
-IN_PROCESS = ["--config-json", json.dumps({"execution": {"config": {"in_process": {}}}})]
 
 
 def _materialize(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [DAGSTER, "asset", "materialize", "-m", "wmtp_assets.definitions", *IN_PROCESS, *args],
+        [DAGSTER, "asset", "materialize", "-m", "wmtp_assets.definitions", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -54,3 +53,25 @@ def test_headless_models_then_one_dataset_partition(
     failing = _materialize(env, "--select", "models/meta_llama_mtp/tokenizer")
     assert failing.returncode != 0
     assert "WMTP_TOKENIZER_SHA256" in failing.stderr + failing.stdout
+
+    env["WMTP_TOKENIZER_SHA256"] = demo_mirror.tokenizer_sha256
+    for key in ("datasets/raw", "datasets/stats", "datasets/problem_index"):
+        alone = _materialize(env, "--select", key, "--partition", "humaneval.test")
+        assert alone.returncode == 0, alone.stderr[-3000:]
+    humaneval = Layout(tmp_path / "storage").dataset("humaneval")
+    published = [
+        humaneval.jsonl("test"),
+        humaneval.problem_index("test"),
+        humaneval.stats_file("test"),
+    ]
+    assert all(p.is_file() for p in published), "a selected key publishes its whole partition"
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        materialized = {
+            key: instance.get_materialized_partitions(dg.AssetKey.from_user_string(key))
+            for key in ("datasets/processed", "datasets/problem_index", "datasets/stats")
+        }
+    assert materialized == {
+        "datasets/processed": {"mbpp.test"},
+        "datasets/problem_index": {"mbpp.test", "humaneval.test"},
+        "datasets/stats": {"mbpp.test", "humaneval.test"},
+    }

@@ -35,10 +35,10 @@ from wmtp_assets.data.converters import CONVERTERS
 from wmtp_assets.data.jsonl_writer import BUFFER
 from wmtp_assets.data.partitions import Partition
 from wmtp_assets.data.split_keys import read_problem_keys
-from wmtp_assets.files.staging import Staging
 from wmtp_assets.data.upstream_schema import CODECONTESTS_SCHEMA, check_columns
 from wmtp_assets.files.layout import DatasetDirs
 from wmtp_assets.files.lock import artifact_lock
+from wmtp_assets.files.staging import Staging
 
 EVAL_SPLITS = ("valid", "test")
 TEST_SETS = ("public_tests", "private_tests", "generated_tests")

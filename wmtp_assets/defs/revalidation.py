@@ -5,7 +5,7 @@ Mechanism: per-partition runs of one checks-only job. The dataset checks are par
 Dagster preview feature), and a checks-only job has no partitions of its own, so each dataset
 partition gets its own run tagged ``dagster/partition=<key>``; one more run covers the
 (unpartitioned) model checks. Every run carries ``wmtp/revalidation=true``, which makes a failed
-check fail its run (``check_results.report_outcome``): the run list shows red per partition and
+check fail its run (``checks.report_outcome``): the run list shows red per partition and
 the checks tab shows which check and why. Nothing is re-materialized.
 
 What is covered: every model and partition with any file in storage, and every one the
@@ -19,10 +19,7 @@ from typing import NamedTuple
 import dagster as dg
 
 from wmtp_assets.data.partitions import PARTITION_KEYS
-from wmtp_assets.defs.check_results import REVALIDATION_TAG
-from wmtp_assets.defs.conversion_assets import CONVERSION_CHECKS
-from wmtp_assets.defs.dataset_checks import DATASET_CHECKS
-from wmtp_assets.defs.model_assets import MODEL_CHECKS
+from wmtp_assets.defs.checks import DATASET_CHECKS, MODEL_CHECKS, REVALIDATION_TAG
 from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.files.layout import Layout
 from wmtp_assets.validate.stored import stored_models, stored_partitions
@@ -31,9 +28,7 @@ REVALIDATE_JOB = "revalidate"
 REVALIDATION_TAGS = {REVALIDATION_TAG: "true"}
 MODELS_RUN = "models"
 
-MODEL_CHECK_KEYS = [
-    key for check in [*MODEL_CHECKS, *CONVERSION_CHECKS] for key in check.check_keys
-]
+MODEL_CHECK_KEYS = [key for check in MODEL_CHECKS for key in check.check_keys]
 DATASET_CHECK_KEYS = [key for check in DATASET_CHECKS for key in check.check_keys]
 
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import dagster as dg
 
-from wmtp_assets.defs.conversion_assets import (
+from wmtp_assets.defs.models import (
     META_SAFETENSORS,
     SHEARED_SAFETENSORS,
+    meta_llama_mtp_raw,
+    meta_llama_mtp_tokenizer,
     meta_safetensors,
     sheared_raw,
     sheared_safetensors,
 )
-from wmtp_assets.defs.model_assets import meta_llama_mtp_raw, meta_llama_mtp_tokenizer
 from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.files.hashing import sha256_file
 from wmtp_assets.files.layout import Layout

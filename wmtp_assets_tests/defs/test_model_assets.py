@@ -12,7 +12,7 @@ import torch
 import transformers
 from safetensors import safe_open
 
-from wmtp_assets.defs.model_assets import (
+from wmtp_assets.defs.models import (
     MICRO_MTP,
     MICRO_REF,
     TOKENIZER,

@@ -31,7 +31,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from wmtp_assets.defs.model_assets import meta_llama_mtp_raw, meta_llama_mtp_tokenizer
+from wmtp_assets.defs.models import meta_llama_mtp_raw, meta_llama_mtp_tokenizer
 from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.demo.mirror import DemoMirror
 from wmtp_assets.settings import Settings

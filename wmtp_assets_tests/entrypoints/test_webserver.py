@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from wmtp_assets.definitions import ALL_CHECKS
-from wmtp_assets.defs.model_assets import MICRO_MTP
+from wmtp_assets.defs.models import MICRO_MTP
 from wmtp_assets_tests.entrypoints.conftest import Webserver
 
 LOCATION = "wmtp_assets"

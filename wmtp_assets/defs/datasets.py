@@ -2,7 +2,10 @@
 
 ``datasets/processed``, ``datasets/problem_index`` and ``datasets/stats`` are one step (a
 multi-asset): the pipeline publishes the JSONL, the index and the stats together so they always
-describe the same bytes; each still has its own key, metadata and checks in the UI.
+describe the same bytes; each still has its own key, metadata and checks in the UI, and each
+can be selected alone (``--select datasets/stats``): the step then still publishes all three
+together (the pipeline is deterministic, so the unselected files are rewritten byte-identical)
+and reports only what was selected, so no selection publishes half of a partition.
 
 ``datasets/eval_problems`` (``processed/<split>_eval.jsonl``) and ``datasets/eval_tests``
 (``tests/<split>_tests.json``) are the CodeContests evaluation files, also one step. They are
@@ -23,7 +26,7 @@ from wmtp_assets.data.partitions import PARTITION_KEYS, Partition
 from wmtp_assets.data.pipeline import process_split
 from wmtp_assets.data.small_subset import build_small_subset
 from wmtp_assets.defs.k8s import k8s_op_tags
-from wmtp_assets.defs.model_assets import TOKENIZER
+from wmtp_assets.defs.models import TOKENIZER
 from wmtp_assets.defs.raw_fetch import fetch_raw
 from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.files.trainer_view import link_dataset
@@ -90,8 +93,11 @@ def datasets_raw(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.Ma
     group_name=GROUP,
     partitions_def=PARTITIONS,
     code_version=PIPELINE_CODE_VERSION,
+    can_subset=True,
 )
-def datasets_processed(context: dg.AssetExecutionContext, wmtp: WmtpResource):
+def datasets_processed(
+    context: dg.AssetExecutionContext, wmtp: WmtpResource
+) -> Iterator[dg.MaterializeResult[None]]:
     part = Partition.parse(context.partition_key)
     layout = wmtp.layout
     dirs = layout.dataset(part.dataset)
@@ -109,7 +115,7 @@ def datasets_processed(context: dg.AssetExecutionContext, wmtp: WmtpResource):
     link = link_dataset(layout, part.dataset)
     stats = report.stats
     version = dg.DataVersion(report.jsonl_sha256[:16])
-    yield dg.MaterializeResult(
+    processed = dg.MaterializeResult(
         asset_key=PROCESSED,
         metadata={
             "jsonl_path": dg.MetadataValue.path(str(report.jsonl)),
@@ -126,7 +132,7 @@ def datasets_processed(context: dg.AssetExecutionContext, wmtp: WmtpResource):
         },
         data_version=version,
     )
-    yield dg.MaterializeResult(
+    index = dg.MaterializeResult(
         asset_key=PROBLEM_INDEX,
         metadata={
             "index_path": dg.MetadataValue.path(str(report.problem_index)),
@@ -136,7 +142,7 @@ def datasets_processed(context: dg.AssetExecutionContext, wmtp: WmtpResource):
         },
         data_version=version,
     )
-    yield dg.MaterializeResult(
+    stats_result = dg.MaterializeResult(
         asset_key=STATS,
         metadata={
             "stats_path": dg.MetadataValue.path(str(report.stats_file)),
@@ -148,6 +154,7 @@ def datasets_processed(context: dg.AssetExecutionContext, wmtp: WmtpResource):
         },
         data_version=version,
     )
+    yield from _selected(context, [processed, index, stats_result])
 
 
 @dg.asset(
@@ -174,6 +181,14 @@ def datasets_small(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.
         },
         data_version=dg.DataVersion(report.source_jsonl_sha256[:16]),
     )
+
+
+def _selected(
+    context: dg.AssetExecutionContext, results: list[dg.MaterializeResult[None]]
+) -> Iterator[dg.MaterializeResult[None]]:
+    """The results of the keys this run selected (a subset of a multi-asset's keys)."""
+    selected = context.selected_asset_keys
+    return (r for r in results if r.asset_key in selected)
 
 
 def _eval_file_result(
@@ -223,6 +238,7 @@ def _eval_file_result(
     group_name=GROUP,
     partitions_def=PARTITIONS,
     code_version="eval-v1",
+    can_subset=True,
 )
 def datasets_eval(
     context: dg.AssetExecutionContext, wmtp: WmtpResource
@@ -233,8 +249,11 @@ def datasets_eval(
     report = write_eval_files(part, part.files_in(dirs.raw), dirs)
     if report.tests_json is not None:
         link_dataset(layout, part.dataset)
-    yield _eval_file_result(EVAL_PROBLEMS, report.eval_jsonl, report)
-    yield _eval_file_result(EVAL_TESTS, report.tests_json, report)
+    results = [
+        _eval_file_result(EVAL_PROBLEMS, report.eval_jsonl, report),
+        _eval_file_result(EVAL_TESTS, report.tests_json, report),
+    ]
+    yield from _selected(context, results)
 
 
 DATASET_ASSETS = [datasets_raw, datasets_processed, datasets_small, datasets_eval]
