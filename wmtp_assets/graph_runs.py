@@ -11,7 +11,8 @@ from collections.abc import Sequence
 import dagster as dg
 from pydantic import BaseModel
 
-from wmtp_assets.definitions import ALL_ASSETS, ALL_CHECKS
+from wmtp_assets.definitions import ALL_ASSETS
+from wmtp_assets.defs.checks import ALL_CHECKS
 from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.defs.revalidation import MODELS_RUN, REVALIDATE_JOB, revalidation_plan
 from wmtp_assets.files.layout import Layout

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -36,7 +37,7 @@ def _torch_save(obj: object, dest: Path) -> None:
     atomic_write_bytes(dest, buffer.getvalue())
 
 
-def tiny_meta_params(vocab_size: int) -> dict[str, object]:
+def tiny_meta_params(vocab_size: int) -> dict[str, Any]:
     """Meta's params.json keys for a tiny 4-layer, 4-future-token model."""
     return {
         "dim": 64,
