@@ -15,6 +15,8 @@ def to_check_result(outcome: CheckOutcome) -> dg.AssetCheckResult:
     for key, value in outcome.details.items():
         if isinstance(value, bool | int) and not isinstance(value, bool):
             metadata[key] = dg.MetadataValue.int(value)
+        elif isinstance(value, float):
+            metadata[key] = dg.MetadataValue.float(value)
         elif isinstance(value, str):
             metadata[key] = dg.MetadataValue.text(value)
         else:

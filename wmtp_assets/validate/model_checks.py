@@ -298,11 +298,12 @@ def forward_pass(dirs: ModelDirs, fmt: ModelFormat, device: str) -> CheckOutcome
         "logits_tolerance": report.logits_tolerance,
         "top1_agreement": report.top1_agreement,
         "stage_tolerance": report.stage_tolerance,
-        "worst_stage": None if worst is None else {"stage": worst[0], "rel_error": worst[1]},
-        "stage_errors": report.stage_errors,
         "prompt": report.prompt,
         "seconds": report.seconds,
     }
+    if worst is not None:
+        details["worst_stage"] = {"stage": worst[0], "rel_error": worst[1]}
+        details["stage_errors"] = report.stage_errors
     against = "the source checkpoint" if source is not None else "the whole loaded model"
     if report.problems:
         return CheckOutcome.fail(
