@@ -273,15 +273,45 @@ def _fetch(checkpoint: LazyCheckpoint, name: str) -> Tensor:
     return checkpoint.get(name)
 
 
-def _load(module: nn.Module, opener: Opener, prefix: str, device: torch.device) -> nn.Module:
-    """``module`` (built on ``meta``) with the weights under ``prefix.``, float32, on ``device``."""
+class _Float32Staging:
+    """One reused float32 buffer on the device that a stage's weights are cast or copied into.
+
+    Why: on CPU, casting into fresh memory for every block costs four times the cast itself
+    (page faults: 0.17 s against 0.04 s for one 4096 x 11008 tensor). Float32 tensors already on
+    the device (a float32 source on CPU, memory-mapped) are used as they are. Only one stage's
+    module may use the buffer at a time; each is dropped before the next is loaded.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.buffer = torch.empty(0, dtype=torch.float32, device=device)
+        self.device = self.buffer.device
+
+    def _usable(self, tensor: Tensor) -> bool:
+        return tensor.dtype == torch.float32 and tensor.device == self.device
+
+    def stage(self, tensors: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        need = sum(t.numel() for t in tensors.values() if not self._usable(t))
+        if self.buffer.numel() < need:
+            self.buffer = torch.empty(0, dtype=torch.float32, device=self.device)
+            self.buffer = torch.empty(need, dtype=torch.float32, device=self.device)
+        staged: dict[str, Tensor] = {}
+        offset = 0
+        for name, tensor in tensors.items():
+            if self._usable(tensor):
+                staged[name] = tensor
+                continue
+            view = self.buffer[offset : offset + tensor.numel()].view(tensor.shape)
+            staged[name] = view.copy_(tensor)
+            offset += tensor.numel()
+        return staged
+
+
+def _load(module: nn.Module, opener: Opener, prefix: str, staging: _Float32Staging) -> nn.Module:
+    """``module`` (built on ``meta``) with the weights under ``prefix.``, float32, on the device."""
     with opener() as checkpoint:
-        state = {
-            name: _fetch(checkpoint, f"{prefix}.{name}").to(device, torch.float32)
-            for name in module.state_dict()
-        }
+        found = {name: _fetch(checkpoint, f"{prefix}.{name}") for name in module.state_dict()}
         try:
-            module.load_state_dict(state, strict=True, assign=True)
+            module.load_state_dict(staging.stage(found), strict=True, assign=True)
         except RuntimeError as exc:
             files = ", ".join(str(p) for p in checkpoint.files)
             raise ValueError(f"{files}: {prefix}: {str(exc).strip()[:500]}") from None
@@ -322,6 +352,7 @@ class _Streams:
         device: torch.device,
     ) -> None:
         self.arch, self.source, self.converted, self.device = arch, source, converted, device
+        self.staging = _Float32Staging(device)
         self.errors: dict[str, float] = {}
 
     def _both(self, src: Tensor | None, conv: Tensor) -> Tensor:
@@ -341,10 +372,10 @@ class _Streams:
     ) -> tuple[Tensor | None, Tensor]:
         src_out = None
         if self.source is not None and src is not None:
-            module = _load(self.arch.new_block(), self.source, prefix, self.device)
+            module = _load(self.arch.new_block(), self.source, prefix, self.staging)
             src_out = self.arch.run_block(module, src, positions)
             del module
-        module = _load(self.arch.new_block(), self.converted, prefix, self.device)
+        module = _load(self.arch.new_block(), self.converted, prefix, self.staging)
         out = self.arch.run_block(module, self._both(src, conv), positions)
         del module
         if src_out is None or src is None:
@@ -354,7 +385,7 @@ class _Streams:
 
     def logits(self, src: Tensor | None, conv: Tensor) -> tuple[Tensor | None, Tensor]:
         def project(opener: Opener, latents: Tensor) -> Tensor:
-            norm = _load(self.arch.new_norm(), opener, self.arch.norm, self.device)
+            norm = _load(self.arch.new_norm(), opener, self.arch.norm, self.staging)
             return _project(opener, self.arch.output, norm(latents))
 
         out = project(self.converted, self._both(src, conv))
