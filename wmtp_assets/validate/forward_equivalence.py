@@ -196,10 +196,10 @@ class HFLlamaArchitecture(StreamedArchitecture):
 
     def whole_model_logits(self, folder: Path, tokens: Tensor, device: torch.device) -> Tensor:
         with _quiet_transformers(self.transformers):
-            model = self.transformers.AutoModelForCausalLM.from_pretrained(
+            model: nn.Module = self.transformers.AutoModelForCausalLM.from_pretrained(
                 folder, dtype=torch.float32, attn_implementation="sdpa"
-            ).to(device)
-        logits: Tensor = model(tokens.to(device)).logits.float()
+            )
+        logits: Tensor = model.to(device)(tokens.to(device)).logits.float()
         return logits[:, :, None, :]
 
 
