@@ -18,7 +18,6 @@ Before each method the source is read once so every method reads it from the pag
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import shutil
@@ -32,59 +31,13 @@ from pydantic import BaseModel
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-DIM, VOCAB, FFN, HEADS = 4096, 32000, 11008, 32
+from bench.checkpoint_7b import VOCAB, build_source, warm  # noqa: E402
+
 METHODS = {
     "a": "convert_meta_mtp",
     "b": "naive load + half + save_file",
     "c": "plain copy + fsync",
 }
-
-
-def build_source(raw: Path, blocks: int) -> Path:
-    """Write ``7B_1T_4/consolidated.pth`` and ``params.json`` under ``raw``."""
-    import torch
-
-    folder = raw / "7B_1T_4"
-    folder.mkdir(parents=True, exist_ok=True)
-    params = {
-        "dim": DIM,
-        "n_layers": blocks,
-        "n_heads": HEADS,
-        "n_kv_heads": HEADS,
-        "vocab_size": VOCAB,
-        "multiple_of": 256,
-        "ffn_dim_multiplier": None,
-        "norm_eps": 1e-5,
-        "rope_theta": 10000.0,
-        "n_future_tokens": 1,
-    }
-    (folder / "params.json").write_text(json.dumps(params))
-    generator = torch.Generator().manual_seed(0)
-
-    def weight(*shape: int) -> torch.Tensor:
-        return torch.empty(shape).normal_(0.0, 0.02, generator=generator)
-
-    state = {"tok_embeddings.weight": weight(VOCAB, DIM), "output.weight": weight(VOCAB, DIM)}
-    state["norm.weight"] = torch.ones(DIM)
-    for i in range(blocks):
-        p = f"layers.{i}"
-        for proj in ("wq", "wk", "wv", "wo"):
-            state[f"{p}.attention.{proj}.weight"] = weight(DIM, DIM)
-        state[f"{p}.feed_forward.w1.weight"] = weight(FFN, DIM)
-        state[f"{p}.feed_forward.w3.weight"] = weight(FFN, DIM)
-        state[f"{p}.feed_forward.w2.weight"] = weight(DIM, FFN)
-        state[f"{p}.attention_norm.weight"] = torch.ones(DIM)
-        state[f"{p}.ffn_norm.weight"] = torch.ones(DIM)
-    state["rope.freqs"] = torch.ones(DIM // HEADS // 2)
-    path = folder / "consolidated.pth"
-    torch.save(state, path)
-    return path
-
-
-def warm(path: Path) -> None:
-    with open(path, "rb") as fh:
-        while fh.read(64 << 20):
-            pass
 
 
 class MethodResult(BaseModel):

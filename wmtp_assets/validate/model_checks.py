@@ -17,16 +17,23 @@ from safetensors import safe_open
 
 from wmtp_assets.files.hashing import read_sha256sums, sha256_file
 from wmtp_assets.files.layout import ModelDirs
-from wmtp_assets.models.checkpoint_reader import open_checkpoint
+from wmtp_assets.models.checkpoint_reader import (
+    HF_INDEX_FILES,
+    HF_SINGLE_FILES,
+    open_checkpoint,
+    open_hf_shards,
+)
+from wmtp_assets.models.convert_meta import CHECKPOINT as META_CHECKPOINT
 from wmtp_assets.models.hf_llama import read_llama_config
 from wmtp_assets.models.mtp.args import ModelArgs
-from wmtp_assets.models.mtp.model import Transformer
 from wmtp_assets.models.safetensors_writer import TensorSpec, safetensors_dtype
 from wmtp_assets.models.shapes import diff_shapes, hf_llama_shapes, meta_shapes
 from wmtp_assets.models.tokenizer_files import load_sentencepiece
+from wmtp_assets.validate import forward_equivalence as fe
 from wmtp_assets.validate.outcome import CheckOutcome
 
 ModelFormat = Literal["meta", "meta_hf_config", "hf_llama"]
+HF_CHECKPOINT_FILES = (*HF_INDEX_FILES, *HF_SINGLE_FILES)
 
 
 def _metadata(dirs: ModelDirs) -> dict[str, Any]:
@@ -246,47 +253,72 @@ def resolve_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
-def forward_pass(dirs: ModelDirs, fmt: ModelFormat, device: str, seq_len: int = 8) -> CheckOutcome:
-    """Load the stored weights on ``device`` and check the logits' shape and finiteness."""
-    target = resolve_device(device)
-    dtype = torch.float16 if target.type != "cpu" else torch.float32
-    if fmt == "hf_llama":
-        import transformers  # a dev/GPU-node dependency; imported only for this check
+def _source_checkpoint(dirs: ModelDirs, fmt: ModelFormat) -> fe.Opener | None:
+    """The upstream checkpoint in ``raw/`` to compare with; None for a generated model."""
+    if fmt == "meta" and (dirs.raw / META_CHECKPOINT).is_file():
+        return lambda: open_checkpoint(dirs.raw / META_CHECKPOINT)
+    if fmt == "hf_llama" and any((dirs.raw / n).is_file() for n in HF_CHECKPOINT_FILES):
+        return lambda: open_hf_shards(dirs.raw)
+    kind = _metadata(dirs)["source"]["kind"]
+    if kind != "generated":
+        raise FileNotFoundError(
+            f"{dirs.raw}: no source checkpoint for this {kind} model; the forward check "
+            "compares the converted weights with it (materialize the raw asset)"
+        )
+    return None
 
-        model = transformers.AutoModelForCausalLM.from_pretrained(dirs.safetensors, dtype=dtype).to(
-            target
-        )
-        vocab = model.config.vocab_size
-        tokens = torch.arange(1, seq_len + 1, device=target).unsqueeze(0) % vocab
-        logits = model(tokens).logits
-        expected: tuple[int, ...] = (1, seq_len, vocab)
+
+def _architecture(dirs: ModelDirs, fmt: ModelFormat) -> fe.StreamedArchitecture:
+    if fmt == "meta":
+        return fe.MetaMTPArchitecture(meta_args(dirs))
+    config_path = dirs.configs / "config.json"
+    if fmt == "meta_hf_config":
+        return fe.MetaMTPArchitecture(ModelArgs.from_hf_config(config_path))
+    return fe.HFLlamaArchitecture(read_llama_config(config_path))
+
+
+def forward_pass(dirs: ModelDirs, fmt: ModelFormat, device: str) -> CheckOutcome:
+    """On ``device``, the converted model gives its source checkpoint's logits within float16
+    rounding, block by block and end to end, streamed one block at a time (a generated model:
+    the streamed forward gives the whole loaded model's logits)."""
+    target = resolve_device(device)
+    arch = _architecture(dirs, fmt)
+    source = _source_checkpoint(dirs, fmt)
+    if source is None:
+        report = fe.compare_to_whole_model(arch, dirs.safetensors, target)
     else:
-        args = (
-            meta_args(dirs)
-            if fmt == "meta"
-            else ModelArgs.from_hf_config(dirs.configs / "config.json")
-        )
-        with torch.device("meta"):
-            model = Transformer(args)
-        model = model.to_empty(device=target).to(dtype)
-        with safe_open(dirs.weights, framework="pt", device=str(target)) as fh:
-            state = {name: fh.get_tensor(name).to(dtype) for name in fh.keys()}  # noqa: SIM118
-        model.load_meta_state_dict(state, source=str(dirs.weights))
-        del state
-        tokens = torch.arange(1, seq_len + 1, device=target).unsqueeze(0) % args.vocab_size
-        with torch.no_grad():
-            logits = model(tokens)
-        expected = (1, seq_len, args.n_future_tokens, args.vocab_size)
-    if tuple(logits.shape) != expected:
+        report = fe.compare_to_source(arch, source, lambda: open_checkpoint(dirs.weights), target)
+    worst = report.worst_stage
+    details: dict[str, Any] = {
+        "reference": report.reference,
+        "device": report.device,
+        "logits_shape": report.logits_shape,
+        "logits_rel_error": report.logits_rel_error,
+        "logits_max_abs_diff": report.logits_max_abs_diff,
+        "logits_tolerance": report.logits_tolerance,
+        "top1_agreement": report.top1_agreement,
+        "stage_tolerance": report.stage_tolerance,
+        "prompt": report.prompt,
+        "seconds": report.seconds,
+    }
+    if worst is not None:
+        details["worst_stage"] = {"stage": worst[0], "rel_error": worst[1]}
+        details["stage_errors"] = report.stage_errors
+    against = "the source checkpoint" if source is not None else "the whole loaded model"
+    if report.problems:
         return CheckOutcome.fail(
-            f"logits shape {tuple(logits.shape)} != {expected}",
-            expected=str(expected),
-            found=str(tuple(logits.shape)),
+            f"{dirs.weights} vs {against} on {target}: " + "; ".join(report.problems), **details
         )
-    if not torch.isfinite(logits).all():
-        return CheckOutcome.fail("logits contain NaN or Inf", device=str(target))
+    stages = (
+        f", every stage within {report.stage_tolerance:.1e} (worst {worst[0]} {worst[1]:.1e})"
+        if worst is not None
+        else ""
+    )
     return CheckOutcome.ok(
-        f"logits {tuple(logits.shape)} finite on {target}", device=str(target), dtype=str(dtype)
+        f"logits {tuple(report.logits_shape)} on {target} match {against}: relative error "
+        f"{report.logits_rel_error:.1e} (tolerance {report.logits_tolerance:.1e}), top-1 "
+        f"agreement {report.top1_agreement:.0%}{stages}",
+        **details,
     )
 
 

@@ -1,9 +1,11 @@
-"""Model checks over a converted Meta artifact whose params.json says ``"vocab_size": -1``."""
+"""Model checks over converted Meta artifacts (params.json says ``"vocab_size": -1``) and the
+generated micro models."""
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from safetensors.torch import load_file, save_file
 from wmtp_assets.files.hashing import sha256_file
 from wmtp_assets.files.layout import ModelDirs
 from wmtp_assets.models.convert_meta import convert_meta_mtp
+from wmtp_assets.models.micro import build_micro_mtp, build_micro_ref
 from wmtp_assets.models.tokenizer_files import load_sentencepiece
 from wmtp_assets.validate import model_checks as mc
 from wmtp_assets_tests.models.checkpoint_fixtures import META_PARAMS, make_meta_raw, make_tokenizer
@@ -55,3 +58,64 @@ def test_keys_and_shapes_name_what_differs(artifact: ModelDirs, tmp_path: Path) 
     assert outcome.details["missing"] == ["norm.weight"]
     assert outcome.details["unexpected"] == ["layers.9.bogus"]
     assert not mc.size_matches_config(artifact, "meta").passed
+
+
+@pytest.fixture(scope="module")
+def with_raw(tmp_path_factory: pytest.TempPathFactory) -> ModelDirs:
+    """A Meta artifact converted from the checkpoint in its own ``raw/`` (as the assets lay out)."""
+    root = tmp_path_factory.mktemp("meta-raw")
+    tokenizer = make_tokenizer(root / "tok" / "tokenizer.model")
+    dirs = ModelDirs(root / "model")
+    make_meta_raw(dirs.raw, tokenizer)
+    convert_meta_mtp(dirs.raw, dirs, None, None, "test-v1")
+    dirs.tokenizer.mkdir(parents=True, exist_ok=True)
+    (dirs.tokenizer / "tokenizer.model").write_bytes(tokenizer.read_bytes())
+    return dirs
+
+
+def test_forward_pass_compares_with_the_raw_source(with_raw: ModelDirs, tmp_path: Path) -> None:
+    outcome = mc.forward_pass(with_raw, "meta", "cpu")
+    assert outcome.passed, outcome.summary
+    assert outcome.details["reference"] == "source checkpoint"
+    assert "layers.0" in outcome.details["stage_errors"]
+    broken = ModelDirs(Path(shutil.copytree(with_raw.root, tmp_path / "copy")))
+    tensors = load_file(broken.weights)
+    tensors["layers.0.attention.wo.weight"] *= 1.1
+    save_file(tensors, broken.weights)
+    outcome = mc.forward_pass(broken, "meta", "cpu")
+    assert not outcome.passed
+    assert str(broken.weights) in outcome.summary
+    assert "first layers.0 " in outcome.summary
+
+
+def test_forward_pass_needs_the_source_of_a_fetched_model(
+    with_raw: ModelDirs, tmp_path: Path
+) -> None:
+    fetched = ModelDirs(Path(shutil.copytree(with_raw.root, tmp_path / "copy")))
+    metadata = json.loads(fetched.metadata.read_text())
+    metadata["source"]["kind"] = "mirror"
+    fetched.metadata.write_text(json.dumps(metadata))
+    shutil.rmtree(fetched.raw)
+    with pytest.raises(FileNotFoundError, match=r"raw: no source checkpoint for this mirror model"):
+        mc.forward_pass(fetched, "meta", "cpu")
+
+
+@pytest.mark.parametrize(
+    ("build", "fmt"), [(build_micro_mtp, "meta_hf_config"), (build_micro_ref, "hf_llama")]
+)
+def test_forward_pass_of_a_generated_model_is_its_whole_model(
+    tmp_path: Path, build: Callable[[ModelDirs, Path, str], object], fmt: mc.ModelFormat
+) -> None:
+    tokenizer = make_tokenizer(tmp_path / "tok" / "tokenizer.model")
+    dirs = ModelDirs(tmp_path / "micro")
+    build(dirs, tokenizer, sha256_file(tokenizer))
+    outcome = mc.forward_pass(dirs, fmt, "cpu")
+    assert outcome.passed, outcome.summary
+    assert outcome.details["reference"] == "whole model"
+    tensors = load_file(dirs.weights)
+    name = sorted(n for n in tensors if tensors[n].dim() == 2)[0]
+    tensors[name][0, 0] = float("nan")
+    save_file(tensors, dirs.weights)
+    outcome = mc.forward_pass(dirs, fmt, "cpu")
+    assert not outcome.passed
+    assert "NaN or Inf" in outcome.summary
