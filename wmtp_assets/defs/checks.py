@@ -66,7 +66,9 @@ def to_check_result(outcome: CheckOutcome) -> dg.AssetCheckResult:
     """The outcome as a result a person reads: the summary, then every detail as metadata."""
     metadata: dict[str, dg.MetadataValue] = {"summary": dg.MetadataValue.text(outcome.summary)}
     for key, value in outcome.details.items():
-        if isinstance(value, int) and not isinstance(value, bool):
+        if isinstance(value, bool):
+            metadata[key] = dg.MetadataValue.bool(value)
+        elif isinstance(value, int):
             metadata[key] = dg.MetadataValue.int(value)
         elif isinstance(value, float):
             metadata[key] = dg.MetadataValue.float(value)
