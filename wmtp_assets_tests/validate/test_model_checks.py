@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file, save_file
 
 from wmtp_assets.files.hashing import sha256_file
@@ -119,3 +120,19 @@ def test_forward_pass_of_a_generated_model_is_its_whole_model(
     outcome = mc.forward_pass(dirs, fmt, "cpu")
     assert not outcome.passed
     assert "NaN or Inf" in outcome.summary
+
+
+@pytest.mark.parametrize("bad_value", [float("nan"), float("inf"), float("-inf")])
+def test_values_are_finite_fails_on_one_non_finite_value(tmp_path: Path, bad_value: float) -> None:
+
+    dirs = ModelDirs(tmp_path / "model")
+    dirs.weights.parent.mkdir(parents=True)
+    good = torch.randn(64, 64).half()
+    bad = torch.randn(4096).half()
+    bad[1234] = bad_value
+    save_file({"a.weight": good, "b.weight": bad, "c.steps": torch.arange(3)}, dirs.weights)
+    outcome = mc.values_are_finite(dirs)
+    assert not outcome.passed
+    assert outcome.details["first_tensor"] == "b.weight" and outcome.details["non_finite"] == 1
+    save_file({"a.weight": good, "c.steps": torch.arange(3)}, dirs.weights)
+    assert mc.values_are_finite(dirs).passed
