@@ -115,7 +115,7 @@ def datasets_processed(
     link = link_dataset(layout, part.dataset)
     stats = report.stats
     version = dg.DataVersion(report.jsonl_sha256[:16])
-    processed = dg.MaterializeResult(
+    processed: dg.MaterializeResult[None] = dg.MaterializeResult(
         asset_key=PROCESSED,
         metadata={
             "jsonl_path": dg.MetadataValue.path(str(report.jsonl)),
@@ -132,7 +132,7 @@ def datasets_processed(
         },
         data_version=version,
     )
-    index = dg.MaterializeResult(
+    index: dg.MaterializeResult[None] = dg.MaterializeResult(
         asset_key=PROBLEM_INDEX,
         metadata={
             "index_path": dg.MetadataValue.path(str(report.problem_index)),
@@ -142,14 +142,14 @@ def datasets_processed(
         },
         data_version=version,
     )
-    stats_result = dg.MaterializeResult(
+    stats_result: dg.MaterializeResult[None] = dg.MaterializeResult(
         asset_key=STATS,
         metadata={
             "stats_path": dg.MetadataValue.path(str(report.stats_file)),
             "stats_size_bytes": dg.MetadataValue.int(report.stats_file.stat().st_size),
             "summary_path": dg.MetadataValue.path(str(report.summary_file)),
             "report": dg.MetadataValue.md(stats.markdown()),
-            "dropped": dg.MetadataValue.json(dict(stats.dropped)),
+            "dropped": dg.MetadataValue.json({str(k): v for k, v in stats.dropped.items()}),
             "token_lengths": dg.MetadataValue.json(stats.token_lengths.model_dump()),
         },
         data_version=version,
