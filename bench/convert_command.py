@@ -45,12 +45,13 @@ STEP_TIME = re.compile(r'Finished execution of step "([^"]+)" in ([0-9.]+)(ms|s|
 
 def build_mirror(mirror: Path, blocks: int) -> Path:
     """The mirror repo folder with a manifest (so the raw asset verifies what it copies)."""
-    from wmtp_assets.sources import write_mirror_manifest
+    from wmtp_assets.sources import RepoRef, write_mirror_manifest
 
     repo = mirror / REPO
     build_source(repo, blocks)
     shutil.copyfile(LLAMA2_TOKENIZER, repo / "tokenizer.model")
-    write_mirror_manifest(repo, "main", "0" * 39 + "1")
+    ref = RepoRef("facebook/multi-token-prediction", "model", "main", ())
+    write_mirror_manifest(mirror, ref, "0" * 39 + "1")
     return repo
 
 
