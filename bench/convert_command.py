@@ -50,7 +50,7 @@ def build_mirror(mirror: Path, blocks: int) -> Path:
     repo = mirror / REPO
     build_source(repo, blocks)
     shutil.copyfile(LLAMA2_TOKENIZER, repo / "tokenizer.model")
-    ref = RepoRef("facebook/multi-token-prediction", "model", "main", ())
+    ref = RepoRef(repo_id="facebook/multi-token-prediction", repo_type="model", revision="main")
     write_mirror_manifest(mirror, ref, "0" * 39 + "1")
     return repo
 
