@@ -8,9 +8,8 @@ folder must be either the previous complete artifact or one that both the real c
 
 from __future__ import annotations
 
-import errno
+import contextlib
 import hashlib
-import itertools
 import json
 import os
 import shutil
@@ -18,20 +17,18 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
 
 from wmtp_assets.files.hashing import sha256_file
 from wmtp_assets.files.layout import ModelDirs
-from wmtp_assets.files.staging import Staging
 from wmtp_assets.models.convert_meta import convert_meta_mtp
 from wmtp_assets.models.micro import build_micro_ref
 from wmtp_assets.models.source_digest import SourceChangedError
 from wmtp_assets.validate.model_checks import sha256_matches
+from wmtp_assets_tests.files.fault_injection import Killed, count_steps, fail_at
 from wmtp_assets_tests.models.checkpoint_fixtures import (
     REPO_ROOT,
     coreutils_accepts,
@@ -41,11 +38,6 @@ from wmtp_assets_tests.models.checkpoint_fixtures import (
 )
 
 REPO = "models/facebook/multi-token-prediction"
-STEPS = ("fsync", "replace", "unlink")
-
-
-class Killed(BaseException):
-    """Stands for SIGKILL in-process: no handler may run file operations after it."""
 
 
 @pytest.fixture(scope="module")
@@ -94,41 +86,6 @@ def states(
     return previous.root, _snapshot(previous), _comparable(reference)
 
 
-def _fail_at(monkeypatch: pytest.MonkeyPatch, n: int, kind: str) -> Callable[[], int]:
-    """Make the ``n``-th filesystem step fail (``kind``: killed or ENOSPC); return a counter."""
-    counter = itertools.count(1)
-    calls = [0]
-    killed = [False]
-
-    def wrap(real: Callable[..., Any]) -> Callable[..., Any]:
-        def step(*args: Any, **kwargs: Any) -> Any:
-            calls[0] = next(counter)
-            if killed[0]:
-                raise Killed("already dead")
-            if calls[0] == n:
-                if kind == "sigkill":
-                    killed[0] = True
-                    raise Killed(f"step {n}")
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            return real(*args, **kwargs)
-
-        return step
-
-    for name in STEPS:
-        monkeypatch.setattr(os, name, wrap(getattr(os, name)))
-    if kind == "sigkill":
-        monkeypatch.setattr(Staging, "discard", lambda self: None)
-    return lambda: calls[0]
-
-
-def _steps_of_a_conversion(raw: Path, previous: Path, tmp_path: Path) -> int:
-    dirs = ModelDirs(Path(shutil.copytree(previous, tmp_path / "count")))
-    with pytest.MonkeyPatch.context() as patch:
-        calls = _fail_at(patch, 0, "count only")
-        _convert(raw, dirs)
-        return calls()
-
-
 def _comparable(dirs: ModelDirs) -> dict[str, bytes]:
     """The snapshot less what carries the creation time (metadata.json and its seal line)."""
     files = {k: v for k, v in _snapshot(dirs).items() if k != "metadata.json"}
@@ -149,14 +106,15 @@ def test_failure_at_every_step_leaves_previous_or_refused(
 ) -> None:
     new, _ = raws
     previous, before, after = states
-    total = _steps_of_a_conversion(new, previous, tmp_path)
+    counted = ModelDirs(Path(shutil.copytree(previous, tmp_path / "count")))
+    total = count_steps(lambda: _convert(new, counted))
     assert total > 10, "the conversion's fsync/replace/unlink steps were counted"
     outcomes: list[str] = []
     for n in range(1, total + 1):
         dirs = ModelDirs(Path(shutil.copytree(previous, tmp_path / f"{kind}-{n}")))
         with pytest.MonkeyPatch.context() as patch:
-            _fail_at(patch, n, kind)
-            with pytest.raises((Killed, OSError)):
+            fail_at(patch, n, kind)
+            with contextlib.suppress(Killed, OSError):  # the last steps are cleanup: no raise
                 _convert(new, dirs)
         accepted = coreutils_accepts(dirs)
         assert sha256_matches(dirs).passed == accepted, f"step {n}: check and coreutils agree"
