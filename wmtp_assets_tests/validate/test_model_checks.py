@@ -144,6 +144,7 @@ def test_values_are_finite_fails_on_one_non_finite_value(tmp_path: Path, bad_val
     assert mc.values_are_finite(dirs).passed
 
 
+@pytest.fixture(scope="module")
 def sealed(tmp_path_factory: pytest.TempPathFactory) -> ModelDirs:
     """A converted artifact straight from the conversion: every file under its seal."""
     root = tmp_path_factory.mktemp("sealed")
