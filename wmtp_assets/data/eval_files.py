@@ -15,7 +15,10 @@ not valid UTF-8 is written with U+FFFD in place of the bad bytes (``replaced_pro
 the problems concerned); nothing is dropped. Which files apply to a partition is
 ``eval_outputs``: MBPP and HumanEval evaluate on ``processed/<split>.jsonl`` itself, and the
 trainer has no ``train_eval.jsonl``, so those partitions get no file (the asset reports "not
-applicable"). Both files are staged and published together.
+applicable"). Both files are staged and published together. No seal ties them: they are two
+assets, each a single file renamed into place whole and checked in full against upstream, so a
+kill or full disk at any step leaves each one absent, previous or new, never partial; the next
+run sweeps what a killed one left.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from wmtp_assets.data.jsonl_writer import BUFFER
 from wmtp_assets.data.partitions import Partition
 from wmtp_assets.data.split_keys import read_problem_keys
 from wmtp_assets.data.upstream_schema import CODECONTESTS_SCHEMA, check_columns
+from wmtp_assets.files.atomic import sweep_tmp_of
 from wmtp_assets.files.layout import DatasetDirs
 from wmtp_assets.files.lock import artifact_lock
 from wmtp_assets.files.staging import Staging
@@ -129,6 +133,9 @@ def write_eval_files(
             Staging() as staging,
             contextlib.ExitStack() as stack,
         ):
+            for path in (tests_json, eval_jsonl):
+                if path is not None:
+                    sweep_tmp_of(path)  # what a killed run left
             tests_fh = stack.enter_context(open(staging.stage(tests_json), "xb", buffering=BUFFER))
             eval_fh = (
                 stack.enter_context(open(staging.stage(eval_jsonl), "xb", buffering=BUFFER))

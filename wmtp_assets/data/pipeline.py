@@ -28,11 +28,14 @@ data that cannot be mapped at all (a missing column, a changed type, unpaired so
 unusable task id) raises an error naming the file (and row).
 
 Publication (see ``Staging``): nothing is renamed until the JSONL, the index and the stats are all
-complete on disk. Then the old ``<split>_metadata.json`` and ``stats/<split>_stats.json`` are
-deleted, and ``<split>.jsonl``, ``<split>_metadata.json``, ``stats/<split>_stats.json`` are renamed
-into place in that order. Both later files carry the JSONL's SHA256: a split is complete exactly
-when its stats file exists and its ``jsonl_sha256`` matches. A crash before publication leaves only
-temporaries (swept at the next run of the split); the old version stays complete. An empty split
+complete on disk. The stats file is the split's seal: it records the JSONL's SHA256 (so does the
+index header), it is deleted first and renamed last. So the old ``stats/<split>_stats.json`` and
+then ``<split>_metadata.json`` are deleted, and ``<split>.jsonl``, ``<split>_metadata.json``,
+``stats/<split>_stats.json`` are renamed into place in that order. A split is complete exactly when
+its stats file exists and its ``jsonl_sha256`` matches the JSONL and the index (the
+``counts_match_stats`` check); a kill or full disk at any step leaves the old version complete, the
+new one complete, or no stats file, which that check refuses; the next run of the split sweeps
+the temporaries and publishes again. An empty split
 (files with no rows, or every record dropped) is not an error: it publishes an empty JSONL, an
 index without problems and stats of zeros.
 """
@@ -222,7 +225,7 @@ def process_split(
             input_files=[f.name for f in files],
         )
         staging.stage(stats_path).write_text(split_stats.model_dump_json(indent=2) + "\n")
-        staging.publish(retract=(index_path, stats_path))
+        staging.publish(retract=(stats_path, index_path))
 
     schema_file = write_schema(dirs, part.dataset, tokenizer_sha256, max_tokens)
     summary_file = write_summary(dirs, part.dataset, today)

@@ -12,8 +12,6 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from wmtp_assets.files.atomic import atomic_write_text
-
 CHUNK = 8 << 20
 """Read size of the callers that copy and hash in one pass (memory bounded by it)."""
 _SUMS_LINE = re.compile(r"^([0-9a-f]{64}) [ *](.+)$")
@@ -43,10 +41,9 @@ def git_blob_sha1(path: Path | str) -> str:
         ).hexdigest()
 
 
-def write_sha256sums(path: Path | str, entries: Mapping[str, str]) -> Path:
-    """Write ``<sha>  <name>`` lines sorted by name, the format of ``sha256sum``."""
-    lines = "".join(f"{sha}  {name}\n" for name, sha in sorted(entries.items()))
-    return atomic_write_text(path, lines)
+def sha256sums_bytes(entries: Mapping[str, str]) -> bytes:
+    """``<sha>  <name>`` lines sorted by name, the format ``sha256sum -c`` reads (UTF-8)."""
+    return "".join(f"{sha}  {name}\n" for name, sha in sorted(entries.items())).encode()
 
 
 def read_sha256sums(path: Path | str) -> dict[str, str]:

@@ -47,6 +47,12 @@ class Staging:
         self._staged.append((tmp, dest))
         return tmp
 
+    def adopt(self, tmp: Path, dest: Path) -> None:
+        """Have ``publish`` rename ``tmp``, a temporary another writer completed, to ``dest``;
+        ``tmp`` must be on ``dest``'s filesystem (a temporary sibling or a scratch file)."""
+        self._make_parent(dest)
+        self._staged.append((tmp, dest))
+
     def scratch(self, beside: Path) -> Path:
         """A temporary file path next to ``beside`` that is never published, only cleaned up."""
         self._make_parent(beside)

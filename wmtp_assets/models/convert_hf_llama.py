@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from wmtp_assets.files.atomic import atomic_copy, atomic_write_json
+from wmtp_assets.files.atomic import json_bytes
 from wmtp_assets.files.layout import ModelDirs
 from wmtp_assets.models.checkpoint_reader import open_hf_shards
 from wmtp_assets.models.fp16_conversion import (
@@ -66,29 +66,31 @@ def hf_llama_plan(
         update={"shared_with_sha256": reference_tokenizer_sha256}
     )
 
-    def write_configs(dtype: str) -> None:
+    def configs(dtype: str) -> dict[Path, bytes | Path]:
         stored_config = {**config, "torch_dtype": dtype}
         if "dtype" in config:
             stored_config["dtype"] = dtype
-        atomic_write_json(dirs.configs / "config.json", stored_config)
-        atomic_write_json(dirs.safetensors / "config.json", stored_config)
+        files: dict[Path, bytes | Path] = {
+            dirs.configs / "config.json": json_bytes(stored_config),
+            dirs.safetensors / "config.json": json_bytes(stored_config),
+        }
         if (raw_dir / "generation_config.json").is_file():
-            atomic_copy(
-                raw_dir / "generation_config.json", dirs.safetensors / "generation_config.json"
-            )
+            files[dirs.safetensors / "generation_config.json"] = raw_dir / "generation_config.json"
         for path in tokenizer_files:
-            atomic_copy(path, dirs.tokenizer / path.name)
-            atomic_copy(path, dirs.safetensors / path.name)
+            files[dirs.tokenizer / path.name] = path
+            files[dirs.safetensors / path.name] = path
+        return files
 
     return Float16Plan(
         model_name=MODEL_NAME,
         implementation="hf_llama",
+        raw_dir=raw_dir,
         checkpoint=raw_dir,
         open=lambda progress: open_hf_shards(raw_dir, notify=progress),
         expected=expected,
         against=str(config_path),
         is_dropped=lambda name: name.endswith(DROPPED_SUFFIX),
-        write_configs=write_configs,
+        configs=configs,
         folders=(dirs.configs, dirs.tokenizer),
         source=source_info(ARCHITECTURE, provenance),
         tokenizer=tokenizer,

@@ -3,8 +3,8 @@
 ``params.json`` becomes ``ModelArgs`` (vocabulary from the tokenizer where the file says -1)
 and so the expected tensors; ``consolidated.pth`` is opened memory-mapped with
 ``weights_only=True``; ``rope.freqs`` is dropped (the model computes RoPE from the args); Meta
-key names are kept. After the weights: ``configs/params.json`` (the source bytes) and
-``configs/meta_adapter.yaml``. The rest is :mod:`wmtp_assets.models.fp16_conversion`.
+key names are kept. Published with the weights: ``configs/params.json`` (the source bytes)
+and ``configs/meta_adapter.yaml``. The rest is :mod:`wmtp_assets.models.fp16_conversion`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Any
 
 import yaml
 
-from wmtp_assets.files.atomic import atomic_copy, atomic_write_text
 from wmtp_assets.files.layout import ModelDirs
 from wmtp_assets.models.artifact import TokenizerInfo
 from wmtp_assets.models.checkpoint_reader import open_checkpoint
@@ -71,20 +70,23 @@ def meta_plan(
     params = raw_dir / PARAMS
     args = ModelArgs.from_params_json(params, vocab_size=tokenizer.vocab_size)
 
-    def write_configs(dtype: str) -> None:
-        atomic_copy(params, dirs.configs / "params.json")
+    def configs(dtype: str) -> dict[Path, bytes | Path]:
         adapter = yaml.safe_dump(meta_adapter(args, dtype), sort_keys=True)
-        atomic_write_text(dirs.configs / "meta_adapter.yaml", adapter)
+        return {
+            dirs.configs / "params.json": params,
+            dirs.configs / "meta_adapter.yaml": adapter.encode("utf-8"),
+        }
 
     return Float16Plan(
         model_name=MODEL_NAME,
         implementation="pure_pytorch",
+        raw_dir=raw_dir,
         checkpoint=raw_dir / CHECKPOINT,
         open=lambda progress: open_checkpoint(raw_dir / CHECKPOINT, notify=progress),
         expected=meta_shapes(args),
         against=str(params),
         is_dropped=lambda name: name == ROPE_FREQS_KEY,
-        write_configs=write_configs,
+        configs=configs,
         folders=(dirs.configs,),
         source=source_info(ARCHITECTURE, provenance),
         tokenizer=tokenizer,

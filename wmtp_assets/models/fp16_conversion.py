@@ -7,20 +7,23 @@ for every format, holding the artifact's lock throughout:
 
 1. up to date? With ``reuse_current``, an artifact whose ``metadata.json`` records the same
    raw-file SHA256s and code version is left untouched (``current_metadata``);
-2. sweep temporary files of interrupted runs, open the checkpoint without reading tensor
+2. sweep temporary files of interrupted runs, start re-hashing every raw file ``SOURCE.json``
+   records (``source_digest``, in the background), open the checkpoint without reading tensor
    bytes, check names and shapes against the plan and every tensor being float, all BEFORE
    writing anything;
 3. stream every tensor through the range-checked cast (``fp16_cast``) into a staged
    ``safetensors/model.safetensors``, one converted tensor in memory at a time;
-4. publish (``publish_float16_weights``: the previous good weights stay until the new ones are
-   complete and fsynced), then the format's configs, then ``metadata.json``.
+4. refuse to go on unless every raw file hashed to its ``SOURCE.json`` SHA256 (the bytes just
+   converted are the ones the record vouches for);
+5. stage the format's configs and publish everything at once under a new ``SHA256SUMS``
+   (``artifact.ArtifactStaging``): until the last rename the previous artifact stays complete
+   or the folder has no seal.
 
 A forced rewrite of the same input produces identical bytes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,49 +32,60 @@ from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, Field
+from safetensors import safe_open
 
-from wmtp_assets.files.atomic import sweep_stale_tmp
 from wmtp_assets.files.layout import ModelDirs
 from wmtp_assets.files.lock import artifact_lock
+from wmtp_assets.models.artifact import WEIGHTS as WEIGHTS  # re-exported for the assets
 from wmtp_assets.models.artifact import (
+    ArtifactStaging,
     ModelMetadata,
     SourceInfo,
     TokenizerInfo,
     current_metadata,
     provenance_fields,
-    publish_weights,
-    write_metadata,
+    staged_artifact,
 )
-from wmtp_assets.models.checkpoint_reader import LazyCheckpoint, open_checkpoint
+from wmtp_assets.models.checkpoint_reader import LazyCheckpoint
 from wmtp_assets.models.fp16_cast import CastSummary, cast_to_float16, require_float_sources
-from wmtp_assets.models.safetensors_writer import TensorSpec, WriteResult, stage_safetensors
+from wmtp_assets.models.safetensors_writer import (
+    TensorSpec,
+    WriteResult,
+    stage_safetensors,
+    torch_dtype,
+)
 from wmtp_assets.models.shapes import Shapes, require_shapes
+from wmtp_assets.models.source_digest import SourceChangedError, SourceDigests
 from wmtp_assets.sources import SourceError, read_provenance
+from wmtp_assets.sources.provenance import SOURCE_FILE, checked_repo_path
 
 Progress = Callable[[str], None]
-WEIGHTS = "safetensors/model.safetensors"
+ConfigFiles = Mapping[Path, bytes | Path]
+"""Destination -> its bytes, or the file to copy there."""
 
 
 @dataclass(frozen=True)
 class Float16Plan:
     """What one source format decides; everything else in a conversion is shared.
 
+    ``raw_dir`` is the folder ``source.files`` (its ``SOURCE.json`` records) are relative to;
     ``checkpoint`` is the file or folder errors name; ``open`` opens it lazily;
     ``expected`` is what ``against`` (a config file) implies; ``is_dropped`` picks the tensors
-    that are not weights (``rope.freqs``, ``inv_freq``); ``write_configs(dtype)`` writes the
-    format's configs after the weights are published; ``folders`` are the output folders
-    besides ``safetensors/`` this format writes (swept of stale temporary files); the rest are
+    that are not weights (``rope.freqs``, ``inv_freq``); ``configs(dtype)`` are the format's
+    config files, published with the weights; ``folders`` are the output folders besides
+    ``safetensors/`` this format writes (swept of stale temporary files); the rest are
     ``metadata.json`` fields.
     """
 
     model_name: str
     implementation: Literal["pure_pytorch", "hf_llama"]
+    raw_dir: Path
     checkpoint: Path
     open: Callable[[Progress | None], LazyCheckpoint]
     expected: Shapes
     against: str
     is_dropped: Callable[[str], bool]
-    write_configs: Callable[[str], None]
+    configs: Callable[[str], ConfigFiles]
     folders: Sequence[Path]
     source: SourceInfo
     tokenizer: TokenizerInfo
@@ -93,6 +107,9 @@ class ConversionReport(BaseModel):
     flushed_by_tensor: dict[str, int]
     source_dtypes: dict[str, int]
     dropped_keys: list[str]
+    verified_sources: list[str] = Field(
+        description=f"raw files re-hashed during the conversion and equal to {SOURCE_FILE}"
+    )
     seconds: float = Field(description="wall time of the whole conversion")
     bytes_per_s: float = Field(description="weights bytes written per second of wall time")
 
@@ -145,9 +162,11 @@ def convert_to_float16(
             return Float16Outcome(
                 status="up to date (not rewritten)", metadata=current, source=plan.source
             )
-        for folder in (dirs.root, dirs.safetensors, *plan.folders):
-            sweep_stale_tmp(folder)
-        with plan.open(progress) as checkpoint:
+        with (
+            staged_artifact(dirs, plan.folders) as artifact,
+            SourceDigests(recorded_sources(plan)) as digests,
+            plan.open(progress) as checkpoint,
+        ):
             dropped = [n for n in checkpoint.names if plan.is_dropped(n)]
             names = [n for n in checkpoint.names if not plan.is_dropped(n)]
             specs = {n: checkpoint.spec(n) for n in names}
@@ -160,32 +179,34 @@ def convert_to_float16(
                 files if len(checkpoint.files) > 1 else None,
             )
             require_float_sources(specs, plan.checkpoint)
+            require_recorded_checkpoint(plan, checkpoint.files, digests.files)
             source_files = sorted(p.name for p in checkpoint.files)
             weights = stage_float16_weights(
                 checkpoint, names, dirs.weights, {"format": "pt"}, progress
             )
-        publish_float16_weights(weights, dirs)
-        dtype = stored_dtype(dirs.weights)
-        plan.write_configs(dtype)
-        metadata = write_metadata(
-            dirs,
-            {WEIGHTS: weights.staged.sha256},
-            model_name=plan.model_name,
-            implementation=plan.implementation,
-            n_params=weights.cast.n_params,
-            dtype=dtype,
-            source=plan.source,
-            safetensors={
-                **plan.safetensors,
-                "dropped_keys": dropped,
-                "flushed_to_zero": weights.cast.flushed_to_zero,
-                "source_files": source_files,
-            },
-            distributed=dict(plan.distributed),
-            tokenizer=plan.tokenizer,
-            tokenizer_shared_with=plan.tokenizer_shared_with,
-            code_version=code_version,
-        )
+            artifact.adopt(weights.staged.path, dirs.weights, weights.staged.sha256)
+            digests.require_recorded()
+            if progress is not None and digests.files:
+                progress(f"{len(digests.files)} raw files hash to their {SOURCE_FILE} SHA256")
+            dtype = stored_dtype(weights.staged.path)
+            stage_configs(artifact, plan.configs(dtype))
+            metadata = artifact.publish(
+                model_name=plan.model_name,
+                implementation=plan.implementation,
+                n_params=weights.cast.n_params,
+                dtype=dtype,
+                source=plan.source,
+                safetensors={
+                    **plan.safetensors,
+                    "dropped_keys": dropped,
+                    "flushed_to_zero": weights.cast.flushed_to_zero,
+                    "source_files": source_files,
+                },
+                distributed=dict(plan.distributed),
+                tokenizer=plan.tokenizer,
+                tokenizer_shared_with=plan.tokenizer_shared_with,
+                code_version=code_version,
+            )
     seconds = time.monotonic() - started
     report = ConversionReport(
         weights=dirs.weights,
@@ -198,6 +219,7 @@ def convert_to_float16(
         flushed_by_tensor=weights.cast.flushed_by_tensor,
         source_dtypes=weights.cast.source_dtypes,
         dropped_keys=dropped,
+        verified_sources=[str(p) for p in digests.files],
         seconds=seconds,
         bytes_per_s=weights.staged.size / max(seconds, 1e-9),
     )
@@ -222,7 +244,7 @@ def stage_float16_weights(
 
     Holds one converted tensor at a time (in one reused buffer); each source tensor's mapped
     pages are released once its bytes are written. On any error (range check, write failure)
-    the staged file is gone. The caller publishes ``staged.path``.
+    the staged file is gone. The caller publishes ``staged.path`` (``ArtifactStaging.adopt``).
     """
     sources = {name: checkpoint.spec(name) for name in names}
     specs = {name: TensorSpec(dtype=torch.float16, shape=s.shape) for name, s in sources.items()}
@@ -257,27 +279,40 @@ def stage_float16_weights(
     return Float16Weights(staged=staged, cast=summary)
 
 
-def publish_float16_weights(weights: Float16Weights, dirs: ModelDirs) -> None:
-    """Publish staged weights (``publish_weights``' order), first removing ``metadata.json``.
+def recorded_sources(plan: Float16Plan) -> dict[Path, str]:
+    """Every raw file the plan's ``SOURCE.json`` records, with its recorded SHA256."""
+    return {checked_repo_path(plan.raw_dir, rel): sha for rel, sha in plan.source.files.items()}
 
-    Until the new metadata is written the artifact then reads as incomplete, so a crash between
-    the weights and the configs never leaves old metadata describing new weights. On failure
-    the staged file is removed.
-    """
-    try:
-        with contextlib.suppress(FileNotFoundError):
-            dirs.metadata.unlink()
-        publish_weights(weights.staged.path, dirs, weights.staged.sha256)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            weights.staged.path.unlink()
-        raise
+
+def require_recorded_checkpoint(
+    plan: Float16Plan, checkpoint_files: Sequence[Path], recorded: Sequence[Path]
+) -> None:
+    """A fetched source (not ``generated``) must record every checkpoint file it is read from:
+    bytes nothing vouches for are not converted."""
+    if plan.source.kind == "generated":
+        return
+    missing = [p for p in checkpoint_files if p not in recorded]
+    if missing:
+        raise SourceChangedError(
+            f"{missing[0]}: not recorded in {plan.raw_dir / SOURCE_FILE}; refusing to convert "
+            "bytes nothing vouches for (rematerialize the raw asset)"
+        )
+
+
+def stage_configs(artifact: ArtifactStaging, configs: ConfigFiles) -> None:
+    """Stage each config file: bytes written, paths copied."""
+    for dest, content in configs.items():
+        if isinstance(content, Path):
+            artifact.copy(dest, content)
+        else:
+            artifact.write(dest, content)
 
 
 def stored_dtype(path: Path) -> str:
     """The one torch dtype name (``"float16"``) all tensors of ``path`` have, from its header."""
-    with open_checkpoint(path) as stored:
-        dtypes = {str(stored.spec(n).dtype).removeprefix("torch.") for n in stored.names}
+    with safe_open(path, framework="pt") as stored:
+        names = {stored.get_slice(n).get_dtype() for n in stored.keys()}  # noqa: SIM118
+    dtypes = {str(torch_dtype(name)).removeprefix("torch.") for name in names}
     if len(dtypes) != 1:
         raise ValueError(f"{path}: expected one dtype for all tensors, found {sorted(dtypes)}")
     return dtypes.pop()

@@ -15,22 +15,16 @@ from pathlib import Path
 import torch
 from pydantic import BaseModel
 
-from wmtp_assets.files.atomic import atomic_write_json
+from wmtp_assets.files.atomic import json_bytes
 from wmtp_assets.files.layout import ModelDirs
 from wmtp_assets.files.lock import artifact_lock
-from wmtp_assets.models.artifact import (
-    ModelMetadata,
-    SourceInfo,
-    TokenizerInfo,
-    publish_weights,
-    write_metadata,
-)
+from wmtp_assets.models.artifact import ModelMetadata, SourceInfo, staged_artifact
 from wmtp_assets.models.hf_llama import llama_config
 from wmtp_assets.models.mtp.args import ModelArgs
 from wmtp_assets.models.safetensors_writer import TensorSpec, stage_safetensors
 from wmtp_assets.models.seeded_init import seeded_state_dict
 from wmtp_assets.models.shapes import hf_llama_shapes, meta_shapes
-from wmtp_assets.models.tokenizer_files import write_tokenizer_folder
+from wmtp_assets.models.tokenizer_files import tokenizer_info, write_tokenizer_folder
 
 MICRO_SEED = 1234
 MICRO_CODE_VERSION = "micro-v1"
@@ -77,79 +71,86 @@ def tensor_bytes_for(shapes: Mapping[str, tuple[int, ...]]) -> int:
     return FLOAT16_BYTES * sum(torch.Size(shape).numel() for shape in shapes.values())
 
 
-def _write_weights(
-    dirs: ModelDirs, shapes: Mapping[str, tuple[int, ...]], header_metadata: dict[str, str]
-) -> str:
-    tensors = seeded_state_dict(shapes, seed=MICRO_SEED, dtype=torch.float16)
-    specs = {name: TensorSpec.of(tensor) for name, tensor in tensors.items()}
-    staged = stage_safetensors(dirs.weights, specs, tensors.__getitem__, header_metadata)
-    publish_weights(staged.path, dirs, staged.sha256)
-    return staged.sha256
-
-
-def _finish(
+def _build(
     dirs: ModelDirs,
+    tokenizer_model: Path,
+    tokenizer_sha256: str,
     model_name: str,
     implementation: str,
     architecture: str,
     shapes: Mapping[str, tuple[int, ...]],
-    weights_sha256: str,
-    tokenizer: TokenizerInfo,
+    header_metadata: dict[str, str],
+    configs: Mapping[Path, object],
+    hf_folder: bool,
 ) -> MicroBuild:
-    n_params = sum(torch.Size(s).numel() for s in shapes.values())
-    metadata = write_metadata(
-        dirs,
-        {"safetensors/model.safetensors": weights_sha256},
-        model_name=model_name,
-        implementation=implementation,
-        n_params=n_params,
-        dtype="float16",
-        source=SourceInfo(architecture=architecture, kind="generated"),
-        tokenizer=tokenizer,
-        tokenizer_shared_with="meta-llama-mtp",
-        target_device="mps",
-        code_version=MICRO_CODE_VERSION,
-        safetensors={"seed": MICRO_SEED, "expected_tensor_bytes": tensor_bytes_for(shapes)},
-    )
+    """Stage tokenizer, weights and ``configs`` (path -> JSON), then publish them at once;
+    ``hf_folder``: ``safetensors/`` also gets the tokenizer files (a from_pretrained folder)."""
+    with (
+        artifact_lock(dirs.root, timeout_s=600),
+        staged_artifact(dirs, (dirs.configs, dirs.tokenizer)) as artifact,
+    ):
+        written = artifact.scratch_dir()
+        tokenizer = write_tokenizer_folder(tokenizer_model, written, tokenizer_sha256)
+        if hf_folder:
+            for path in sorted(written.iterdir()):
+                artifact.copy(dirs.safetensors / path.name, path)
+        artifact.adopt_folder(written, dirs.tokenizer)
+        tensors = seeded_state_dict(shapes, seed=MICRO_SEED, dtype=torch.float16)
+        specs = {name: TensorSpec.of(tensor) for name, tensor in tensors.items()}
+        staged = stage_safetensors(dirs.weights, specs, tensors.__getitem__, header_metadata)
+        artifact.adopt(staged.path, dirs.weights, staged.sha256)
+        for dest, config in configs.items():
+            artifact.write(dest, json_bytes(config))
+        n_params = sum(torch.Size(s).numel() for s in shapes.values())
+        metadata = artifact.publish(
+            model_name=model_name,
+            implementation=implementation,
+            n_params=n_params,
+            dtype="float16",
+            source=SourceInfo(architecture=architecture, kind="generated"),
+            tokenizer=tokenizer,
+            tokenizer_shared_with="meta-llama-mtp",
+            target_device="mps",
+            code_version=MICRO_CODE_VERSION,
+            safetensors={"seed": MICRO_SEED, "expected_tensor_bytes": tensor_bytes_for(shapes)},
+        )
     return MicroBuild(
         metadata=metadata,
         n_params=n_params,
         tensor_bytes=tensor_bytes_for(shapes),
-        weights_sha256=weights_sha256,
+        weights_sha256=staged.sha256,
     )
 
 
 def build_micro_mtp(dirs: ModelDirs, tokenizer_model: Path, tokenizer_sha256: str) -> MicroBuild:
-    """Write ``micro-mtp``: weights, SHA256SUMS, configs/config.json, tokenizer/, metadata.json."""
-    with artifact_lock(dirs.root, timeout_s=600):
-        tokenizer = write_tokenizer_folder(tokenizer_model, dirs.tokenizer, tokenizer_sha256)
-        args = micro_mtp_args(tokenizer.vocab_size)
-        shapes = meta_shapes(args)
-        sha256 = _write_weights(dirs, shapes, {"format": "pt", "implementation": "pure_pytorch"})
-        atomic_write_json(
-            dirs.configs / "config.json", {**args.to_hf_config(), "torch_dtype": "float16"}
-        )
-        return _finish(
-            dirs,
-            "micro-mtp",
-            "pure_pytorch",
-            "Meta LLaMA MTP (pure PyTorch), micro",
-            shapes,
-            sha256,
-            tokenizer,
-        )
+    """Publish ``micro-mtp``: weights, configs/config.json, tokenizer/, metadata.json."""
+    args = micro_mtp_args(tokenizer_info(tokenizer_model).vocab_size)
+    return _build(
+        dirs,
+        tokenizer_model,
+        tokenizer_sha256,
+        "micro-mtp",
+        "pure_pytorch",
+        "Meta LLaMA MTP (pure PyTorch), micro",
+        meta_shapes(args),
+        {"format": "pt", "implementation": "pure_pytorch"},
+        {dirs.configs / "config.json": {**args.to_hf_config(), "torch_dtype": "float16"}},
+        hf_folder=False,
+    )
 
 
 def build_micro_ref(dirs: ModelDirs, tokenizer_model: Path, tokenizer_sha256: str) -> MicroBuild:
-    """Write ``micro-ref``; ``safetensors/`` alone is a folder ``from_pretrained`` loads."""
-    with artifact_lock(dirs.root, timeout_s=600):
-        tokenizer = write_tokenizer_folder(tokenizer_model, dirs.tokenizer, tokenizer_sha256)
-        config = micro_ref_config(tokenizer.vocab_size)
-        shapes = hf_llama_shapes(config)
-        sha256 = _write_weights(dirs, shapes, {"format": "pt"})
-        atomic_write_json(dirs.configs / "config.json", config)
-        atomic_write_json(dirs.safetensors / "config.json", config)
-        write_tokenizer_folder(tokenizer_model, dirs.safetensors, tokenizer_sha256)
-        return _finish(
-            dirs, "micro-ref", "hf_llama", "LlamaForCausalLM, micro", shapes, sha256, tokenizer
-        )
+    """Publish ``micro-ref``; ``safetensors/`` alone is a folder ``from_pretrained`` loads."""
+    config = micro_ref_config(tokenizer_info(tokenizer_model).vocab_size)
+    return _build(
+        dirs,
+        tokenizer_model,
+        tokenizer_sha256,
+        "micro-ref",
+        "hf_llama",
+        "LlamaForCausalLM, micro",
+        hf_llama_shapes(config),
+        {"format": "pt"},
+        {dirs.configs / "config.json": config, dirs.safetensors / "config.json": config},
+        hf_folder=True,
+    )

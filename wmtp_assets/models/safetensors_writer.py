@@ -20,7 +20,7 @@ Contract of :func:`stage_safetensors`:
   which also drops the written pages from the page cache once clean), so disk writes overlap
   the conversion instead of piling up in the final fsync;
 - the file is complete and fsynced at a temporary sibling of its destination, which the caller
-  renames into place (``publish_weights``); on any failure the temporary file is removed and the
+  publishes (``ArtifactStaging.adopt``); on any failure the temporary file is removed and the
   error names the file and the tensor being written.
 
 For the same tensors and metadata (at most one metadata key, or keys already in sorted order
@@ -241,8 +241,8 @@ def stage_safetensors(
 ) -> WriteResult:
     """Write a complete, fsynced file at a temporary sibling of ``dest`` and return it.
 
-    For callers that publish the file themselves (``publish_weights`` renames it and writes
-    ``SHA256SUMS``): the result's ``path`` is the temporary file, which never looks like the
+    For callers that publish the file themselves (``ArtifactStaging`` renames it with the
+    rest of the artifact): the result's ``path`` is the temporary file, which never looks like the
     artifact. On any failure the temporary file is removed before the error propagates.
     ``on_written(name, bytes_so_far)`` runs after each tensor's bytes are written.
     """

@@ -13,10 +13,19 @@ from typing import Any, Literal
 
 import torch
 import yaml
+from pydantic import ValidationError
 from safetensors import safe_open
 
 from wmtp_assets.files.hashing import read_sha256sums, sha256_file
 from wmtp_assets.files.layout import ModelDirs
+from wmtp_assets.models.artifact import (
+    METADATA,
+    WEIGHTS,
+    ModelMetadata,
+    artifact_files,
+    seal_name,
+    seal_target,
+)
 from wmtp_assets.models.checkpoint_reader import (
     HF_INDEX_FILES,
     HF_SINGLE_FILES,
@@ -47,30 +56,78 @@ def _stored_specs(dirs: ModelDirs) -> dict[str, TensorSpec]:
 
 
 def sha256_matches(dirs: ModelDirs) -> CheckOutcome:
-    """The weights hash to what ``SHA256SUMS`` and ``metadata.json`` say; so does every file."""
-    sums = read_sha256sums(dirs.sha256sums)
-    recorded = _metadata(dirs)["files"]
-    actual = sha256_file(dirs.weights)
-    expected = sums.get(dirs.weights.name)
-    if actual != expected:
+    """The artifact is completely published and every byte is as sealed: ``SHA256SUMS`` (written
+    last, see ``models.artifact``) and ``metadata.json`` exist, the seal lists exactly the files
+    ``metadata.json`` records plus ``metadata.json`` itself with the same SHA256s, no file of the
+    artifact is left out, and every listed file (the weights included) hashes to its entry."""
+    for path in (dirs.sha256sums, dirs.metadata):
+        if not path.is_file():
+            return CheckOutcome.fail(
+                f"{path}: missing; the artifact was never completely published (SHA256SUMS is "
+                "renamed into place last); rematerialize it",
+                file=str(path),
+            )
+    try:
+        sums = read_sha256sums(dirs.sha256sums)
+        recorded = ModelMetadata.model_validate_json(dirs.metadata.read_bytes()).files
+    except ValidationError as exc:
         return CheckOutcome.fail(
-            f"{dirs.weights}: SHA256 {actual} != SHA256SUMS {expected}",
-            file=str(dirs.weights),
-            expected=expected,
-            found=actual,
+            f"{dirs.metadata}: not a valid metadata.json ({str(exc).splitlines()[0]})",
+            file=str(dirs.metadata),
         )
-    for rel, sha in sorted(recorded.items()):
-        found = actual if rel == "safetensors/model.safetensors" else sha256_file(dirs.root / rel)
+    except ValueError as exc:
+        return CheckOutcome.fail(str(exc), file=str(dirs.sha256sums))
+    listed: dict[str, str] = {}
+    for name, sha in sums.items():
+        rel = seal_target(name)
+        if rel is None:
+            return CheckOutcome.fail(
+                f"{dirs.sha256sums}: entry {name!r} is not a file of the artifact",
+                file=str(dirs.sha256sums),
+            )
+        listed[rel] = sha
+    if WEIGHTS not in listed:
+        return CheckOutcome.fail(
+            f"{dirs.sha256sums}: does not list the weights {seal_name(WEIGHTS)}",
+            file=str(dirs.sha256sums),
+        )
+    expected = {**recorded, METADATA: listed.get(METADATA)}
+    for rel in sorted(expected.keys() | listed.keys() | artifact_files(dirs).keys()):
+        disagreement = _seal_disagreement(rel, listed.get(rel), expected.get(rel), rel in expected)
+        if disagreement:
+            return CheckOutcome.fail(
+                f"{dirs.root / rel}: {disagreement}",
+                file=str(dirs.root / rel),
+                expected=expected.get(rel),
+                found=listed.get(rel),
+            )
+    for rel, sha in sorted(listed.items(), key=lambda item: item[0] != WEIGHTS):
+        path = dirs.root / rel
+        found = sha256_file(path) if path.is_file() else None
         if found != sha:
             return CheckOutcome.fail(
-                f"{dirs.root / rel}: SHA256 {found} != metadata.json {sha}",
-                file=str(dirs.root / rel),
+                f"{path}: SHA256 {found or 'missing'} != SHA256SUMS {sha}",
+                file=str(path),
                 expected=sha,
                 found=found,
             )
     return CheckOutcome.ok(
-        f"weights and {len(recorded)} files match SHA256SUMS and metadata.json", sha256=actual
+        f"weights and {len(listed) - 1} other files match SHA256SUMS and metadata.json",
+        sha256=listed[WEIGHTS],
     )
+
+
+def _seal_disagreement(
+    rel: str, sealed: str | None, recorded: str | None, in_metadata: bool
+) -> str | None:
+    """How ``SHA256SUMS`` and ``metadata.json`` disagree about one file, if they do."""
+    if sealed is None:
+        return "not listed in SHA256SUMS" + (" (metadata.json lists it)" if in_metadata else "")
+    if not in_metadata:
+        return "listed in SHA256SUMS but not in metadata.json"
+    if rel != METADATA and sealed != recorded:
+        return f"SHA256SUMS says {sealed}, metadata.json says {recorded}"
+    return None
 
 
 def dtype_is_float16(dirs: ModelDirs) -> CheckOutcome:

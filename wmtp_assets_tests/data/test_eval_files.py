@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,9 @@ import pytest
 from wmtp_assets.data.eval_files import iter_tests, write_eval_files
 from wmtp_assets.data.pipeline import process_split
 from wmtp_assets.demo.dataset_mirror import PYTHON3, codecontests_row, write_codecontests_parquet
-from wmtp_assets.files.layout import Layout
+from wmtp_assets.files.layout import DatasetDirs, Layout
 from wmtp_assets_tests.data.conftest import mirror_files
+from wmtp_assets_tests.files.fault_injection import Killed, count_steps, fail_at
 
 TEST_SETS = ("public_tests", "private_tests", "generated_tests")
 
@@ -113,3 +115,52 @@ def test_a_crash_keeps_the_previous_files(
         write_eval_files("codecontests.test", files, dirs)
     assert (dirs.tests_json("test").read_bytes(), dirs.eval_jsonl("test").read_bytes()) == before
     assert not [p for p in dirs.root.rglob(".*tmp-*")]
+
+
+@pytest.mark.parametrize("kind", ["sigkill", "enospc"])
+@pytest.mark.parametrize("first", [True, False], ids=["first-publish", "republish"])
+def test_failure_at_every_publish_step_leaves_each_file_whole(
+    kind: str, first: bool, mirror: Path, tmp_path: Path
+) -> None:
+    """``eval_problems`` and ``eval_tests`` are two assets, one file each, and each file is
+    checked in full against upstream, so no seal is needed: a kill or full disk at any step must
+    leave each file as it was (absent or the previous complete version) or as the new one, and
+    never a temporary in its place; a rerun writes both."""
+    key, split = "codecontests.test", "test"
+    files = mirror_files(mirror, key)
+    older = write_codecontests_parquet(
+        tmp_path / "older" / "test-00000-of-00001.parquet",
+        [codecontests_row("older", "an older snapshot", public_tests=[("1", "1")])],
+    )
+
+    def fresh(name: str) -> DatasetDirs:
+        dirs = Layout(tmp_path / name).dataset("codecontests")
+        if not first:
+            write_eval_files(key, [older], dirs)
+        return dirs
+
+    def state(dirs: DatasetDirs) -> tuple[bytes | None, bytes | None]:
+        paths = dirs.eval_jsonl(split), dirs.tests_json(split)
+        return tuple(p.read_bytes() if p.exists() else None for p in paths)  # type: ignore[return-value]
+
+    before = state(fresh("previous"))
+    reference = fresh("reference")
+    write_eval_files(key, files, reference)
+    after = state(reference)
+    assert None not in after and before != after
+    counted = fresh("count")
+    total = count_steps(lambda: write_eval_files(key, files, counted))
+    assert total >= 4
+    for n in range(1, total + 1):
+        dirs = fresh(f"{kind}-{n}")
+        with pytest.MonkeyPatch.context() as patch:
+            fail_at(patch, n, kind)
+            with contextlib.suppress(Killed, OSError):  # the last steps are cleanup: no raise
+                write_eval_files(key, files, dirs)
+        for found, old, new in zip(state(dirs), before, after, strict=True):
+            assert found in (old, new), f"step {n}: each file is the old or the new one"
+        if kind == "enospc":
+            assert not [p for p in dirs.root.rglob("*") if ".tmp-" in p.name], f"step {n}"
+        write_eval_files(key, files, dirs)
+        assert state(dirs) == after, f"step {n}: the rerun writes both"
+        assert not [p for p in dirs.root.rglob("*") if ".tmp-" in p.name], f"step {n}: swept"

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import sentencepiece as spm
 
 from wmtp_assets.data import convert_codecontests, pipeline
 from wmtp_assets.data.arrow_rows import _binary_type
+from wmtp_assets.data.partitions import Partition
 from wmtp_assets.data.pipeline import DataError, judge, process_split
 from wmtp_assets.data.problem_index import ProblemIndex
 from wmtp_assets.data.records import RECORD_MODELS, CodeContestsRecord
@@ -33,7 +36,10 @@ from wmtp_assets.demo.dataset_mirror import (
 from wmtp_assets.files.layout import DatasetDirs, Layout
 from wmtp_assets.files.lock import ArtifactLockedError, artifact_lock
 from wmtp_assets.files.tokenizer_identity import TokenizerMismatchError
+from wmtp_assets.validate.dataset_checks import counts_match_stats, index_matches_records
+from wmtp_assets.validate.outcome import guarded
 from wmtp_assets_tests.data.conftest import mirror_files
+from wmtp_assets_tests.files.fault_injection import Killed, count_steps, fail_at
 
 
 def _records(path: Path) -> list[dict[str, Any]]:
@@ -378,3 +384,65 @@ def test_a_name_the_trainer_cannot_recover_is_an_error(
     shard = write_codecontests_parquet(tmp_path / "test-00000-of-00001.parquet", rows)
     with pytest.raises(DataError, match=r"row 1: column 'name'.*not recoverable"):
         process_split("codecontests.test", [shard], layout.dataset("codecontests"), tokenizer)
+
+
+def _partition_files(dirs: DatasetDirs, split: str) -> dict[str, object]:
+    """JSONL and index bytes and the stats (less their time stamp); None for an absent file."""
+    jsonl, index, stats = dirs.jsonl(split), dirs.problem_index(split), dirs.stats_file(split)
+    files: dict[str, object] = {
+        p.name: p.read_bytes() if p.exists() else None for p in (jsonl, index)
+    }
+    files[stats.name] = None
+    if stats.exists():
+        files[stats.name] = {**json.loads(stats.read_bytes()), "generated_at": None}
+    return files
+
+
+@pytest.mark.parametrize("kind", ["sigkill", "enospc"])
+def test_failure_at_every_publish_step_leaves_previous_or_refused(
+    kind: str, mirror: Path, tmp_path: Path, tokenizer: Path
+) -> None:
+    """A kill or full disk at the N-th fsync/replace/unlink of a split over a previous version
+    leaves the previous version, the new one, or a set whose stats file (the seal, renamed
+    last and retracted first) is gone, which ``counts_match_stats`` refuses; a rerun recovers."""
+    key, split = "codecontests.test", "test"
+    files = mirror_files(mirror, key)
+    part = Partition.parse(key)
+
+    def run(dirs: DatasetDirs) -> None:
+        process_split(key, files, dirs, tokenizer)
+
+    def fresh(name: str) -> DatasetDirs:
+        dirs = Layout(tmp_path / name).dataset("codecontests")
+        process_split(key, files, dirs, tokenizer, max_tokens=100)  # the previous version
+        return dirs
+
+    previous = _partition_files(fresh("previous"), split)
+    reference = fresh("reference")
+    run(reference)
+    new = _partition_files(reference, split)
+    assert new != previous
+    counted = fresh("count")
+    total = count_steps(lambda: run(counted))
+    outcomes: list[str] = []
+    for n in range(1, total + 1):
+        dirs = fresh(f"{kind}-{n}")
+        with pytest.MonkeyPatch.context() as patch:
+            fail_at(patch, n, kind)
+            with contextlib.suppress(Killed, OSError):  # the last steps are cleanup: no raise
+                run(dirs)
+        state = _partition_files(dirs, split)
+        sealed = guarded(partial(counts_match_stats, dirs, part)).passed
+        indexed = guarded(partial(index_matches_records, dirs, part)).passed
+        if kind == "enospc":
+            assert not [p for p in dirs.root.rglob("*") if ".tmp-" in p.name], f"step {n}"
+        if state in (previous, new):
+            assert sealed and indexed, f"step {n}: a complete version passes"
+            outcomes.append("previous" if state == previous else "new")
+            continue
+        assert state[dirs.stats_file(split).name] is None, f"step {n}: unsealed"
+        assert not sealed, f"step {n}: counts_match_stats refuses a set without its stats"
+        outcomes.append("refused")
+        run(dirs)
+        assert _partition_files(dirs, split) == new, f"step {n}: the rerun recovers"
+    assert outcomes[0] == "previous" and "refused" in outcomes and outcomes[-1] == "new"

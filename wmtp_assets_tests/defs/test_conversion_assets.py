@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dagster as dg
+import torch
 
 from wmtp_assets.defs.models import (
     META_SAFETENSORS,
@@ -66,9 +67,14 @@ def test_rematerializing_unchanged_inputs_leaves_the_weights_untouched(
 
 def test_changed_raw_bytes_force_a_conversion(demo_settings: Settings) -> None:
     _run(demo_settings)
-    raw = Layout(demo_settings.storage_root).model("meta_llama_mtp").raw / "SOURCE.json"
-    text = raw.read_text()
-    first = text.index('"sha256": "') + len('"sha256": "')
-    raw.write_text(text[:first] + ("0" if text[first] != "0" else "1") + text[first + 1 :])
+    raw = Layout(demo_settings.storage_root).model("meta_llama_mtp").raw
+    record = raw / "SOURCE.json"
+    text = record.read_text()
+    checkpoint = raw / "7B_1T_4" / "consolidated.pth"
+    old_sha = sha256_file(checkpoint)
+    state = torch.load(checkpoint, weights_only=True)
+    state["norm.weight"] = state["norm.weight"] * 2  # a new upstream snapshot, recorded as such
+    torch.save(state, checkpoint)
+    record.write_text(text.replace(old_sha, sha256_file(checkpoint)))
     statuses = _run(demo_settings, [META_SAFETENSORS])
     assert statuses == {"models/meta_llama_mtp/safetensors": "converted"}

@@ -75,7 +75,7 @@ def test_micro_models_materialize_reproducibly_with_the_configured_size(
     assert metadata["target_device"] == "mps"
     assert metadata["tokenizer_shared_with"] == "meta-llama-mtp"
     assert metadata["files"]["safetensors/model.safetensors"] == first["micro_mtp"]
-    assert read_sha256sums(dirs.sha256sums) == {"model.safetensors": first["micro_mtp"]}
+    assert read_sha256sums(dirs.sha256sums)["model.safetensors"] == first["micro_mtp"]
     config = json.loads((dirs.configs / "config.json").read_text())
     assert (config["hidden_size"], config["intermediate_size"]) == (512, 1536)
     assert config["n_future_tokens"] == 4

@@ -12,7 +12,7 @@ from wmtp_assets.files.hashing import (
     git_blob_sha1,
     read_sha256sums,
     sha256_file,
-    write_sha256sums,
+    sha256sums_bytes,
 )
 
 
@@ -37,14 +37,20 @@ def test_git_blob_sha1_is_what_git_computes(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("sha256sum") is None, reason="coreutils not installed")
 def test_sha256sums_is_readable_by_coreutils(tmp_path: Path) -> None:
-    (tmp_path / "model.safetensors").write_bytes(b"weights")
-    write_sha256sums(
-        tmp_path / "SHA256SUMS", {"model.safetensors": sha256_file(tmp_path / "model.safetensors")}
-    )
-    done = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=tmp_path, capture_output=True)
+    folder = tmp_path / "safetensors"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"weights")
+    (tmp_path / "metadata.json").write_bytes(b"{}")
+    entries = {
+        "model.safetensors": sha256_file(folder / "model.safetensors"),
+        "../metadata.json": sha256_file(tmp_path / "metadata.json"),
+    }
+    (folder / "SHA256SUMS").write_bytes(sha256sums_bytes(entries))
+    done = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=folder, capture_output=True)
     assert done.returncode == 0, done.stdout
-    assert read_sha256sums(tmp_path / "SHA256SUMS") == {
-        "model.safetensors": hashlib.sha256(b"weights").hexdigest()
+    assert read_sha256sums(folder / "SHA256SUMS") == {
+        "model.safetensors": hashlib.sha256(b"weights").hexdigest(),
+        "../metadata.json": hashlib.sha256(b"{}").hexdigest(),
     }
 
 

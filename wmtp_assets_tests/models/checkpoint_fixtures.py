@@ -13,6 +13,8 @@ from pathlib import Path
 import torch
 
 from wmtp_assets.demo.tokenizer import train_demo_tokenizer
+from wmtp_assets.files.hashing import sha256_file
+from wmtp_assets.files.layout import ModelDirs
 from wmtp_assets.models.mtp.args import ModelArgs
 from wmtp_assets.models.mtp.model import Transformer
 from wmtp_assets.models.tokenizer_files import tokenizer_info
@@ -40,6 +42,27 @@ def save_code_carrying(path: Path, marker: Path, legacy: bool = False) -> Path:
 def make_tokenizer(dest: Path) -> Path:
     """A small Llama-style SentencePiece model (the demo's; about 0.2 s to train)."""
     return train_demo_tokenizer(dest)
+
+
+def recorded_provenance(raw: Path, repo: str) -> dict[str, object]:
+    """The ``raw_provenance`` fields a fetch of ``raw`` would record: every file's real SHA256."""
+    files = {
+        p.relative_to(raw).as_posix(): sha256_file(p)
+        for p in sorted(raw.rglob("*"))
+        if p.is_file() and p.name != "SOURCE.json"
+    }
+    return {"kind": "mirror", "repo": repo, "files": files}
+
+
+def coreutils_accepts(dirs: ModelDirs) -> bool:
+    """Whether the storage README's recipe, ``cd safetensors && sha256sum -c SHA256SUMS`` (the
+    real coreutils tool), accepts the artifact."""
+    if not dirs.safetensors.is_dir():
+        return False
+    done = subprocess.run(
+        ["sha256sum", "--strict", "-c", "SHA256SUMS"], cwd=dirs.safetensors, capture_output=True
+    )
+    return done.returncode == 0
 
 
 def truncate(path: Path, keep_fraction: float = 0.5) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -19,7 +20,11 @@ from wmtp_assets.models.fp16_conversion import ConversionReport
 from wmtp_assets.models.hf_llama import HFConfigError
 from wmtp_assets.models.shapes import ShapeMismatchError
 from wmtp_assets.models.tokenizer_files import load_sentencepiece, write_tokenizer_folder
-from wmtp_assets_tests.models.checkpoint_fixtures import make_tokenizer
+from wmtp_assets_tests.models.checkpoint_fixtures import (
+    coreutils_accepts,
+    make_tokenizer,
+    recorded_provenance,
+)
 
 REFERENCE_SHA = "ab" * 32
 TOKENS = torch.tensor([[1, 5, 77, 300, 12, 9, 400, 2]])
@@ -86,7 +91,7 @@ def _convert(raw: Path, dirs: ModelDirs, **kwargs: object) -> ConversionReport:
     outcome = convert_hf_llama(
         raw,
         dirs,
-        {"kind": "mirror", "repo": "princeton-nlp/Sheared-LLaMA-2.7B"},
+        recorded_provenance(raw, "models/princeton-nlp/Sheared-LLaMA-2.7B"),
         None,
         REFERENCE_SHA,
         "test-v1",
@@ -107,13 +112,24 @@ def test_converts_and_loads_with_transformers(
         "model.layers.0.self_attn.rotary_emb.inv_freq",
         "model.layers.1.self_attn.rotary_emb.inv_freq",
     ]
-    assert report.n_tensors == 2 * 9 + 3 and messages[-1].startswith("tensor 21/21")
+    assert report.n_tensors == 2 * 9 + 3 and messages[-2].startswith("tensor 21/21")
+    assert messages[-1] == "8 raw files hash to their SOURCE.json SHA256"
     tensors = load_file(dirs.weights)
     assert all(t.dtype == torch.float16 for t in tensors.values())
     assert "model.layers.0.self_attn.k_proj.weight" in tensors and tensors[
         "model.layers.0.self_attn.k_proj.weight"
     ].shape == (16, 32), "k/v sized by num_key_value_heads"
-    assert read_sha256sums(dirs.sha256sums) == {"model.safetensors": report.sha256}
+    sums = read_sha256sums(dirs.sha256sums)
+    assert sums["model.safetensors"] == report.sha256 and coreutils_accepts(dirs)
+    sealed = {n for n in sums if n != "../metadata.json"}
+    on_disk = {
+        os.path.relpath(p, dirs.safetensors)
+        for p in dirs.root.rglob("*")
+        if p.is_file()
+        and not p.name.startswith(".")
+        and "raw" not in p.relative_to(dirs.root).parts
+    } - {"SHA256SUMS", "../metadata.json"}
+    assert sealed == on_disk, "the seal lists every file of the artifact"
     assert sha256_file(dirs.weights) == report.sha256
 
     for folder in (dirs.tokenizer, dirs.safetensors):

@@ -32,13 +32,15 @@ from wmtp_assets.models.tokenizer_files import tokenizer_info
 from wmtp_assets_tests.models.checkpoint_fixtures import (
     META_PARAMS,
     REPO_ROOT,
+    coreutils_accepts,
     make_meta_raw,
     make_tokenizer,
+    recorded_provenance,
     save_code_carrying,
     truncate,
 )
 
-PROVENANCE = {"kind": "mirror", "repo": "models/facebook/multi-token-prediction"}
+REPO = "models/facebook/multi-token-prediction"
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +49,8 @@ def tokenizer_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _convert(raw: Path, dirs: ModelDirs, **kwargs: object) -> ConversionReport:
-    outcome = convert_meta_mtp(raw, dirs, PROVENANCE, None, "test-v1", **kwargs)  # type: ignore[arg-type]
+    provenance = recorded_provenance(raw, REPO)
+    outcome = convert_meta_mtp(raw, dirs, provenance, None, "test-v1", **kwargs)  # type: ignore[arg-type]
     assert outcome.status == "converted" and outcome.report is not None
     return outcome.report
 
@@ -85,8 +88,10 @@ def test_converts_and_loads_strictly(good_raw: Path, tmp_path: Path) -> None:
     )
     assert report.dtype == "float16" and report.size == dirs.weights.stat().st_size
     assert report.sha256 == sha256_file(dirs.weights)
-    assert read_sha256sums(dirs.sha256sums) == {"model.safetensors": report.sha256}
-    assert messages[-1].startswith(f"tensor {report.n_tensors}/{report.n_tensors}")
+    assert read_sha256sums(dirs.sha256sums)["model.safetensors"] == report.sha256
+    assert coreutils_accepts(dirs)
+    assert messages[-2].startswith(f"tensor {report.n_tensors}/{report.n_tensors}")
+    assert messages[-1] == "3 raw files hash to their SOURCE.json SHA256"
 
     with safe_open(dirs.weights, framework="pt") as stored:
         assert {stored.get_slice(n).get_dtype() for n in stored.keys()} == {"F16"}  # noqa: SIM118
@@ -333,4 +338,5 @@ def test_concurrent_conversions_never_interleave(good_raw: Path, tmp_path: Path)
     output, _ = first.communicate(timeout=60)
     assert first.returncode == 0 and f"DONE {expected}" in output
     assert waited.sha256 == expected == sha256_file(dirs.weights)
-    assert read_sha256sums(dirs.sha256sums) == {"model.safetensors": expected}
+    assert read_sha256sums(dirs.sha256sums)["model.safetensors"] == expected
+    assert coreutils_accepts(dirs)

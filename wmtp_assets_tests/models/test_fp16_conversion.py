@@ -14,9 +14,14 @@ from wmtp_assets.models.checkpoint_reader import open_checkpoint
 from wmtp_assets.models.convert_meta import convert_meta_mtp
 from wmtp_assets.models.fp16_cast import Float16RangeError
 from wmtp_assets.models.fp16_conversion import stage_float16_weights
-from wmtp_assets_tests.models.checkpoint_fixtures import make_meta_raw, make_tokenizer
+from wmtp_assets_tests.models.checkpoint_fixtures import (
+    coreutils_accepts,
+    make_meta_raw,
+    make_tokenizer,
+    recorded_provenance,
+)
 
-FILES = {"7B_1T_4/consolidated.pth": "aa" * 32}
+REPO = "models/facebook/multi-token-prediction"
 
 
 def test_stage_float16_weights_matches_reference(tmp_path: Path) -> None:
@@ -69,7 +74,7 @@ def _mtimes(dirs: ModelDirs) -> dict[str, int]:
 
 def test_up_to_date_only_for_same_raw_hashes_and_code_version(raw: Path, tmp_path: Path) -> None:
     dirs = ModelDirs(tmp_path / "out")
-    provenance = {"kind": "mirror", "files": FILES}
+    provenance = recorded_provenance(raw, REPO)
     first = convert_meta_mtp(raw, dirs, provenance, None, "v1", reuse_current=True)
     assert first.status == "converted" and first.report is not None
     before = _mtimes(dirs)
@@ -79,12 +84,18 @@ def test_up_to_date_only_for_same_raw_hashes_and_code_version(raw: Path, tmp_pat
     forced = convert_meta_mtp(raw, dirs, provenance, None, "v1")
     assert forced.status == "converted"
 
-    changed = {"kind": "mirror", "files": {**FILES, "7B_1T_4/consolidated.pth": "bb" * 32}}
-    for source, version in ((changed, "v1"), (provenance, "v2")):
-        outcome = convert_meta_mtp(raw, dirs, source, None, version, reuse_current=True)
+    other = make_meta_raw(tmp_path / "other", raw / "tokenizer.model", seed=5)
+    changed = recorded_provenance(other, REPO)
+    assert changed["files"] != provenance["files"]
+    for source_raw, source, version in ((other, changed, "v1"), (raw, provenance, "v2")):
+        outcome = convert_meta_mtp(source_raw, dirs, source, None, version, reuse_current=True)
         assert outcome.status == "converted", (source, version)
 
     (dirs.root / "configs" / "meta_adapter.yaml").write_text("truncated")  # size differs
     outcome = convert_meta_mtp(raw, dirs, provenance, None, "v2", reuse_current=True)
     assert outcome.status == "converted"
-    assert json.loads(dirs.metadata.read_text())["source"]["files"] == FILES
+    assert json.loads(dirs.metadata.read_text())["source"]["files"] == provenance["files"]
+
+    dirs.sha256sums.unlink()  # a publish that stopped before its seal: rebuilt, not reused
+    outcome = convert_meta_mtp(raw, dirs, provenance, None, "v2", reuse_current=True)
+    assert outcome.status == "converted" and coreutils_accepts(dirs)

@@ -31,7 +31,7 @@ def write_safetensors(
     produce: Callable[[str], torch.Tensor],
     header_metadata: Mapping[str, str] | None = None,
 ) -> WriteResult:
-    """Stage, then rename into place (what ``publish_weights`` does, without SHA256SUMS)."""
+    """Stage, then rename into place (what a publish does, without the rest of the artifact)."""
     staged = stage_safetensors(dest, specs, produce, header_metadata)
     os.replace(staged.path, dest)
     return staged.model_copy(update={"path": dest})

@@ -4,6 +4,7 @@ generated micro models."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,12 @@ from wmtp_assets.models.convert_meta import convert_meta_mtp
 from wmtp_assets.models.micro import build_micro_mtp, build_micro_ref
 from wmtp_assets.models.tokenizer_files import load_sentencepiece
 from wmtp_assets.validate import model_checks as mc
-from wmtp_assets_tests.models.checkpoint_fixtures import META_PARAMS, make_meta_raw, make_tokenizer
+from wmtp_assets_tests.models.checkpoint_fixtures import (
+    META_PARAMS,
+    coreutils_accepts,
+    make_meta_raw,
+    make_tokenizer,
+)
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +142,85 @@ def test_values_are_finite_fails_on_one_non_finite_value(tmp_path: Path, bad_val
     assert outcome.details["first_tensor"] == "b.weight" and outcome.details["non_finite"] == 1
     save_file({"a.weight": good, "c.steps": torch.arange(3)}, dirs.weights)
     assert mc.values_are_finite(dirs).passed
+
+
+@pytest.fixture(scope="module")
+def sealed(tmp_path_factory: pytest.TempPathFactory) -> ModelDirs:
+    """A converted artifact straight from the conversion: every file under its seal."""
+    root = tmp_path_factory.mktemp("sealed")
+    raw = make_meta_raw(root / "raw", make_tokenizer(root / "tok" / "tokenizer.model"))
+    dirs = ModelDirs(root / "out")
+    convert_meta_mtp(raw, dirs, None, None, "test-v1")
+    return dirs
+
+
+def _break_sums(dirs: ModelDirs, edit: Callable[[str], str]) -> None:
+    dirs.sha256sums.write_text(edit(dirs.sha256sums.read_text()))
+
+
+def _drop_line(name: str) -> Callable[[str], str]:
+    return lambda text: "".join(
+        line for line in text.splitlines(keepends=True) if not line.endswith(f"  {name}\n")
+    )
+
+
+SEAL_FAULTS: dict[str, tuple[Callable[[ModelDirs], None], str]] = {
+    "no-seal": (lambda d: d.sha256sums.unlink(), r"SHA256SUMS: missing; the artifact was never"),
+    "no-metadata": (lambda d: d.metadata.unlink(), r"metadata.json: missing; the artifact was"),
+    "metadata-not-json": (
+        lambda d: d.metadata.write_text("{"),
+        r"metadata.json: not a valid metadata.json",
+    ),
+    "weights-flipped": (
+        lambda d: d.weights.write_bytes(d.weights.read_bytes()[:-1] + b"\x00"),
+        r"model.safetensors: SHA256 [0-9a-f]{64} != SHA256SUMS",
+    ),
+    "config-edited": (
+        lambda d: (d.configs / "meta_adapter.yaml").write_text("dim: 1\n"),
+        r"meta_adapter.yaml: SHA256 [0-9a-f]{64} != SHA256SUMS",
+    ),
+    "metadata-edited": (
+        lambda d: d.metadata.write_text(d.metadata.read_text().replace("test-v1", "test-v2")),
+        r"metadata.json: SHA256 [0-9a-f]{64} != SHA256SUMS",
+    ),
+    "file-unlisted": (
+        lambda d: (d.safetensors / "extra.safetensors").write_bytes(b"x"),
+        r"extra.safetensors: not listed in SHA256SUMS$",
+    ),
+    "seal-lacks-metadata": (
+        lambda d: _break_sums(d, _drop_line("../metadata.json")),
+        r"metadata.json: not listed in SHA256SUMS",
+    ),
+    "seal-lacks-weights": (
+        lambda d: _break_sums(d, _drop_line("model.safetensors")),
+        r"SHA256SUMS: does not list the weights model.safetensors",
+    ),
+    "seal-escapes": (
+        lambda d: _break_sums(d, lambda t: t + f"{'0' * 64}  ../../elsewhere\n"),
+        r"SHA256SUMS: entry '../../elsewhere' is not a file of the artifact",
+    ),
+    "seal-and-metadata-disagree": (
+        lambda d: _break_sums(d, lambda t: t.replace(t[:64], "f" * 64, 1)),
+        r"SHA256SUMS says f{64}, metadata.json says [0-9a-f]{64}",
+    ),
+}
+
+
+def test_sealed_artifact_passes_check_and_coreutils(sealed: ModelDirs) -> None:
+    outcome = mc.sha256_matches(sealed)
+    assert outcome.passed, outcome.summary
+    assert outcome.details["sha256"] == sha256_file(sealed.weights)
+    assert coreutils_accepts(sealed)
+
+
+@pytest.mark.parametrize("fault", list(SEAL_FAULTS))
+def test_sha256_matches_fails_naming_the_file(
+    fault: str, sealed: ModelDirs, tmp_path: Path
+) -> None:
+    dirs = ModelDirs(Path(shutil.copytree(sealed.root, tmp_path / "copy")))
+    corrupt, message = SEAL_FAULTS[fault]
+    corrupt(dirs)
+    outcome = mc.sha256_matches(dirs)
+    assert not outcome.passed
+    assert re.search(message, outcome.summary), outcome.summary
+    assert "\n" not in outcome.summary
