@@ -10,25 +10,16 @@ import datasets
 import pytest
 
 from wmtp_assets.data.eval_files import write_eval_files
+from wmtp_assets.data.partitions import PARTITION_KEYS
 from wmtp_assets.data.pipeline import process_split
 from wmtp_assets.files.layout import Layout
 from wmtp_assets_tests.data.conftest import mirror_files
-
-PARTITIONS = [
-    "codecontests.train",
-    "codecontests.valid",
-    "codecontests.test",
-    "mbpp.train",
-    "mbpp.validation",
-    "mbpp.test",
-    "humaneval.test",
-]
 
 
 @pytest.fixture(scope="module")
 def processed(mirror: Path, tokenizer: Path, tmp_path_factory: pytest.TempPathFactory) -> Layout:
     layout = Layout(tmp_path_factory.mktemp("storage"))
-    for key in PARTITIONS:
+    for key in PARTITION_KEYS:
         dirs = layout.dataset(key.split(".")[0])
         process_split(key, mirror_files(mirror, key), dirs, tokenizer, workers=1)
         write_eval_files(key, mirror_files(mirror, key), dirs)
@@ -47,7 +38,7 @@ def _load(path: Path, features: dict) -> list[dict]:
     return loaded.to_list()
 
 
-@pytest.mark.parametrize("key", PARTITIONS)
+@pytest.mark.parametrize("key", PARTITION_KEYS)
 def test_files_load_with_the_declared_features(processed: Layout, key: str) -> None:
     dataset, split = key.split(".")
     dirs = processed.dataset(dataset)
