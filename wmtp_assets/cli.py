@@ -75,7 +75,7 @@ def demo(settings: Settings, args: argparse.Namespace) -> int:
         mirror=str(mirror.root.resolve()),
         tokenizer_sha256=mirror.tokenizer_sha256,
     )
-    settings = Settings.load(storage_root=settings.storage_root)
+    settings = Settings.load(storage_root=args.storage_root)
     print(f"recorded the demo's settings in {settings.settings_file}:")
     _print_settings(settings)
     print("materializing every asset and partition from it ...", flush=True)
