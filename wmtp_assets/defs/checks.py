@@ -10,12 +10,18 @@ feature and warns once; silenced here): materializing a partition runs that part
 and the ``revalidate`` job runs them per partition. In a revalidation run (tag
 ``wmtp/revalidation=true``) a failed check also fails its run, so cron, the run list and exit
 codes show it; after a materialization a failed non-blocking check is reported only.
+
+Every asset also gets ``unchanged_since_materialization``: its files against the SHA256s its
+latest materialization recorded in this instance's event log (``defs.metadata.sealed_files``),
+so a rewrite outside Dagster fails even where it is consistent with every other file; and every
+raw asset gets ``raw_matches_source``: its bytes re-hashed against ``raw/SOURCE.json``.
 """
 
 import json
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import ModuleType
 
 import dagster as dg
@@ -27,26 +33,50 @@ from wmtp_assets.defs.datasets import (
     PARTITIONS,
     PROBLEM_INDEX,
     PROCESSED,
+    RAW,
     SMALL,
     STATS,
 )
 from wmtp_assets.defs.k8s import k8s_op_tags
+from wmtp_assets.defs.metadata import SEALED_FILES
 from wmtp_assets.defs.models import (
+    META_RAW,
     META_SAFETENSORS,
     MICRO_MTP,
     MICRO_REF,
+    SHEARED_RAW,
     SHEARED_SAFETENSORS,
+    TOKENIZER,
 )
 from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.files.layout import ModelDirs
 from wmtp_assets.validate import dataset_checks as dc
 from wmtp_assets.validate import model_checks as mc
+from wmtp_assets.validate import raw_checks as rc
+from wmtp_assets.validate import sealed
 from wmtp_assets.validate import trainer_view as tv
 from wmtp_assets.validate.outcome import CheckOutcome, guarded
 
 REVALIDATION_TAG = "wmtp/revalidation"
 
-Body = Callable[[WmtpResource, Partition | None], CheckOutcome]
+
+@dataclass(frozen=True)
+class CheckInput:
+    """What a check body reads: the resource, the partition (dataset checks) and, for the
+    sealed check only, the instance and the asset."""
+
+    wmtp: WmtpResource
+    partition: Partition | None
+    instance: dg.DagsterInstance
+    asset: dg.AssetKey
+
+    @property
+    def part(self) -> Partition:
+        assert self.partition is not None, "dataset checks run per partition"
+        return self.partition
+
+
+Body = Callable[[CheckInput], CheckOutcome]
 
 
 @dataclass(frozen=True)
@@ -78,7 +108,11 @@ def to_check_result(outcome: CheckOutcome) -> dg.AssetCheckResult:
             metadata[key] = dg.MetadataValue.json(json.loads(json.dumps(value, default=str)))
     return dg.AssetCheckResult(
         passed=outcome.passed,
-        severity=dg.AssetCheckSeverity.ERROR,
+        severity=(
+            dg.AssetCheckSeverity.WARN
+            if outcome.severity == "warn"
+            else dg.AssetCheckSeverity.ERROR
+        ),
         description=outcome.summary,
         metadata=metadata,
     )
@@ -112,9 +146,54 @@ def define_check(spec: CheckSpec) -> dg.AssetChecksDefinition:
         context: dg.AssetCheckExecutionContext, wmtp: WmtpResource
     ) -> Iterator[dg.AssetCheckResult]:
         part = Partition.parse(context.partition_key) if spec.partitioned else None
-        yield from report_outcome(context, spec.name, guarded(lambda: spec.body(wmtp, part)))
+        given = CheckInput(wmtp, part, context.instance, spec.asset)
+        yield from report_outcome(context, spec.name, guarded(lambda: spec.body(given)))
 
     return _check
+
+
+def latest_seal(
+    instance: dg.DagsterInstance, asset: dg.AssetKey, partition: Partition | None
+) -> tuple[sealed.Seal | None, str]:
+    """The seal the latest materialization of ``asset`` (and ``partition``) recorded, or None
+    and why there is none."""
+    where = asset.to_user_string() + (f" partition {partition.key}" if partition else "")
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=asset, asset_partitions=[partition.key] if partition else None
+        ),
+        limit=1,
+    ).records
+    if not records:
+        home = (
+            "an ephemeral instance (DAGSTER_HOME unset)"
+            if instance.is_ephemeral
+            else f"the instance at {instance.root_directory}"
+        )
+        return None, f"{where} has no materialization recorded in {home}"
+    record = records[0]
+    at = datetime.fromtimestamp(record.timestamp, UTC).isoformat(timespec="seconds")
+    materialization = record.asset_materialization
+    value = materialization.metadata.get(SEALED_FILES) if materialization else None
+    if value is None or not isinstance(value.value, dict):
+        return None, (
+            f"the materialization of {where} by run {record.run_id} at {at} recorded no "
+            f"{SEALED_FILES} (made by older code; rematerialize it)"
+        )
+    return sealed.Seal(run_id=record.run_id, recorded_at=at, files=value.value), ""
+
+
+def _unchanged(given: CheckInput) -> CheckOutcome:
+    seal, reason = latest_seal(given.instance, given.asset, given.partition)
+    return sealed.unchanged_since_materialization(given.wmtp.layout.root, seal, reason)
+
+
+def _sealed_spec(asset: dg.AssetKey, partitioned: bool = False) -> CheckSpec:
+    """``unchanged_since_materialization`` on ``asset`` (blocking: a later step must not build
+    on bytes nobody materialized)."""
+    return CheckSpec(
+        asset, "unchanged_since_materialization", _unchanged, sealed, True, partitioned=partitioned
+    )
 
 
 def _model_specs(
@@ -122,64 +201,79 @@ def _model_specs(
 ) -> list[CheckSpec]:
     """The checks every model artifact gets (micro models also their exact size)."""
 
-    def dirs(w: WmtpResource) -> ModelDirs:
-        return w.layout.model(model)
+    def dirs(given: CheckInput) -> ModelDirs:
+        return given.wmtp.layout.model(model)
 
-    def tokenizer_shared(w: WmtpResource, _: Partition | None) -> CheckOutcome:
-        folders = [w.layout.model("meta_llama_mtp").tokenizer, dirs(w).tokenizer]
-        vocab = {model: mc.stored_vocab_size(dirs(w), fmt)}
-        return mc.tokenizer_sha256_shared(folders, w.settings.tokenizer_sha256, vocab)
+    def tokenizer_shared(given: CheckInput) -> CheckOutcome:
+        folders = [given.wmtp.layout.model("meta_llama_mtp").tokenizer, dirs(given).tokenizer]
+        vocab = {model: mc.stored_vocab_size(dirs(given), fmt)}
+        return mc.tokenizer_sha256_shared(folders, given.wmtp.settings.tokenizer_sha256, vocab)
 
     specs = [
-        CheckSpec(asset, "sha256_matches", lambda w, _: mc.sha256_matches(dirs(w)), mc, True),
-        CheckSpec(asset, "dtype_is_float16", lambda w, _: mc.dtype_is_float16(dirs(w)), mc, True),
-        CheckSpec(asset, "values_are_finite", lambda w, _: mc.values_are_finite(dirs(w)), mc),
+        CheckSpec(asset, "sha256_matches", lambda c: mc.sha256_matches(dirs(c)), mc, True),
+        CheckSpec(asset, "dtype_is_float16", lambda c: mc.dtype_is_float16(dirs(c)), mc, True),
+        CheckSpec(asset, "values_are_finite", lambda c: mc.values_are_finite(dirs(c)), mc),
         CheckSpec(
             asset,
             "keys_and_shapes_match_config",
-            lambda w, _: mc.keys_and_shapes_match_config(dirs(w), fmt),
+            lambda c: mc.keys_and_shapes_match_config(dirs(c), fmt),
             mc,
             True,
         ),
-        CheckSpec(asset, "configs_agree", lambda w, _: mc.configs_agree(dirs(w), fmt), mc),
+        CheckSpec(asset, "configs_agree", lambda c: mc.configs_agree(dirs(c), fmt), mc),
         CheckSpec(asset, "tokenizer_sha256_shared", tokenizer_shared, mc, True),
         CheckSpec(
             asset,
             "forward_pass",
-            lambda w, _: mc.forward_pass(dirs(w), fmt, w.device),
+            lambda c: mc.forward_pass(dirs(c), fmt, c.wmtp.device),
             mc,
             gpu=True,
         ),
         CheckSpec(
             asset,
             "trainer_path_of_model",
-            lambda w, _: tv.trainer_path_of_model(w.layout, model),
+            lambda c: tv.trainer_path_of_model(c.wmtp.layout, model),
             tv,
         ),
+        _sealed_spec(asset),
     ]
     if micro:
         specs.append(
             CheckSpec(
-                asset, "size_matches_config", lambda w, _: mc.size_matches_config(dirs(w), fmt), mc
+                asset, "size_matches_config", lambda c: mc.size_matches_config(dirs(c), fmt), mc
             )
         )
     return specs
 
 
-def _dataset_spec(
-    asset: dg.AssetKey,
-    name: str,
-    body: Callable[[WmtpResource, Partition], CheckOutcome],
-    blocking: bool = False,
-) -> CheckSpec:
-    def partitioned_body(w: WmtpResource, part: Partition | None) -> CheckOutcome:
-        assert part is not None, "dataset checks run per partition"
-        return body(w, part)
+def _dataset_spec(asset: dg.AssetKey, name: str, body: Body, blocking: bool = False) -> CheckSpec:
+    return CheckSpec(asset, name, body, dc, blocking, partitioned=True)
 
-    return CheckSpec(asset, name, partitioned_body, dc, blocking, partitioned=True)
+
+def _raw_spec(asset: dg.AssetKey, model: str | None = None) -> CheckSpec:
+    """``raw_matches_source`` on a model's raw asset, or (``model`` None) on ``datasets/raw``,
+    where each partition re-hashes only its split's shards."""
+
+    def model_raw(given: CheckInput) -> CheckOutcome:
+        return rc.raw_matches_source(given.wmtp.layout.model(str(model)).raw)
+
+    def split_raw(given: CheckInput) -> CheckOutcome:
+        part = given.part
+        return rc.raw_matches_source(
+            given.wmtp.layout.dataset(part.dataset).raw,
+            lambda path: part.spec.matches(path, part.split),
+        )
+
+    body = model_raw if model else split_raw
+    return CheckSpec(asset, "raw_matches_source", body, rc, True, partitioned=model is None)
 
 
 MODEL_CHECK_SPECS = [
+    _raw_spec(META_RAW, "meta_llama_mtp"),
+    _sealed_spec(META_RAW),
+    _raw_spec(SHEARED_RAW, "ref_sheared_llama_2_7b"),
+    _sealed_spec(SHEARED_RAW),
+    _sealed_spec(TOKENIZER),
     *_model_specs(MICRO_MTP, "micro_mtp", "meta_hf_config", micro=True),
     *_model_specs(MICRO_REF, "micro_ref", "hf_llama", micro=True),
     *_model_specs(META_SAFETENSORS, "meta_llama_mtp", "meta"),
@@ -187,59 +281,70 @@ MODEL_CHECK_SPECS = [
 ]
 
 DATASET_CHECK_SPECS = [
+    _raw_spec(RAW),
+    *(_sealed_spec(a, partitioned=True) for a in (RAW, PROCESSED, PROBLEM_INDEX, STATS, SMALL)),
+    *(_sealed_spec(a, partitioned=True) for a in (EVAL_PROBLEMS, EVAL_TESTS)),
     _dataset_spec(
         PROCESSED,
         "records_match_schema",
-        lambda w, p: dc.records_match_schema(
-            w.layout.dataset(p.dataset), p, w.settings.tokenizer_sha256, w.settings.max_tokens
+        lambda c: dc.records_match_schema(
+            c.wmtp.layout.dataset(c.part.dataset),
+            c.part,
+            c.wmtp.settings.tokenizer_sha256,
+            c.wmtp.settings.max_tokens,
         ),
         blocking=True,
     ),
     _dataset_spec(
         PROCESSED,
         "task_ids_unique_and_labelled",
-        lambda w, p: dc.task_ids_unique_and_labelled(w.layout.dataset(p.dataset), p),
+        lambda c: dc.task_ids_unique_and_labelled(c.wmtp.layout.dataset(c.part.dataset), c.part),
         blocking=True,
     ),
     _dataset_spec(
         PROCESSED,
         "token_limit_respected",
-        lambda w, p: dc.token_limit_respected(
-            w.layout.dataset(p.dataset), p, w.layout.shared_tokenizer, w.settings.max_tokens
+        lambda c: dc.token_limit_respected(
+            c.wmtp.layout.dataset(c.part.dataset),
+            c.part,
+            c.wmtp.layout.shared_tokenizer,
+            c.wmtp.settings.max_tokens,
         ),
     ),
-    _dataset_spec(PROCESSED, "splits_disjoint", lambda w, p: dc.splits_disjoint(w.layout, p)),
+    _dataset_spec(
+        PROCESSED, "splits_disjoint", lambda c: dc.splits_disjoint(c.wmtp.layout, c.part)
+    ),
     _dataset_spec(
         PROCESSED,
         "trainer_path_of_dataset",
-        lambda w, p: dc.trainer_path_of_dataset(w.layout, p),
+        lambda c: dc.trainer_path_of_dataset(c.wmtp.layout, c.part),
     ),
     _dataset_spec(
         STATS,
         "counts_match_stats",
-        lambda w, p: dc.counts_match_stats(w.layout.dataset(p.dataset), p),
+        lambda c: dc.counts_match_stats(c.wmtp.layout.dataset(c.part.dataset), c.part),
     ),
     _dataset_spec(
         PROBLEM_INDEX,
         "index_matches_records",
-        lambda w, p: dc.index_matches_records(w.layout.dataset(p.dataset), p),
+        lambda c: dc.index_matches_records(c.wmtp.layout.dataset(c.part.dataset), c.part),
         blocking=True,
     ),
     _dataset_spec(
         SMALL,
         "small_is_subset",
-        lambda w, p: dc.small_is_subset(w.layout.dataset(p.dataset), p),
+        lambda c: dc.small_is_subset(c.wmtp.layout.dataset(c.part.dataset), c.part),
     ),
     _dataset_spec(
         EVAL_PROBLEMS,
         "eval_problems_cover_split",
-        lambda w, p: dc.eval_problems_cover_split(w.layout.dataset(p.dataset), p),
+        lambda c: dc.eval_problems_cover_split(c.wmtp.layout.dataset(c.part.dataset), c.part),
         blocking=True,
     ),
     _dataset_spec(
         EVAL_TESTS,
         "eval_tests_cover_split",
-        lambda w, p: dc.eval_tests_cover_split(w.layout.dataset(p.dataset), p),
+        lambda c: dc.eval_tests_cover_split(c.wmtp.layout.dataset(c.part.dataset), c.part),
         blocking=True,
     ),
 ]

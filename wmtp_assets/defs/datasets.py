@@ -26,6 +26,7 @@ from wmtp_assets.data.partitions import PARTITION_KEYS, Partition
 from wmtp_assets.data.pipeline import process_split
 from wmtp_assets.data.small_subset import build_small_subset
 from wmtp_assets.defs.k8s import k8s_op_tags
+from wmtp_assets.defs.metadata import sealed_files
 from wmtp_assets.defs.models import TOKENIZER
 from wmtp_assets.defs.raw_fetch import fetch_raw
 from wmtp_assets.defs.resources import WmtpResource
@@ -129,6 +130,7 @@ def datasets_processed(
             "records_per_s": dg.MetadataValue.float(stats.records / max(report.seconds, 1e-9)),
             "processes": dg.MetadataValue.int(report.processes),
             "trainer_path": dg.MetadataValue.path(str(link)),
+            **sealed_files(layout.root, [report.schema_file], {report.jsonl: report.jsonl_sha256}),
         },
         data_version=version,
     )
@@ -139,6 +141,7 @@ def datasets_processed(
             "index_size_bytes": dg.MetadataValue.int(report.problem_index.stat().st_size),
             "problems_indexed": dg.MetadataValue.int(stats.problems_indexed),
             "problems_read": dg.MetadataValue.int(stats.problems_read),
+            **sealed_files(layout.root, [report.problem_index]),
         },
         data_version=version,
     )
@@ -151,6 +154,7 @@ def datasets_processed(
             "report": dg.MetadataValue.md(stats.markdown()),
             "dropped": dg.MetadataValue.json({str(k): v for k, v in stats.dropped.items()}),
             "token_lengths": dg.MetadataValue.json(stats.token_lengths.model_dump()),
+            **sealed_files(layout.root, [report.stats_file]),
         },
         data_version=version,
     )
@@ -178,6 +182,7 @@ def datasets_small(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.
             "correct": dg.MetadataValue.int(report.correct),
             "incorrect": dg.MetadataValue.int(report.incorrect),
             "seed": dg.MetadataValue.int(report.seed),
+            **sealed_files(wmtp.layout.root, [report.path]),
         },
         data_version=dg.DataVersion(report.source_jsonl_sha256[:16]),
     )
@@ -192,7 +197,7 @@ def _selected(
 
 
 def _eval_file_result(
-    key: dg.AssetKey, path: Path | None, report: EvalReport
+    root: Path, key: dg.AssetKey, path: Path | None, report: EvalReport
 ) -> dg.MaterializeResult:
     if path is None:
         return dg.MaterializeResult(
@@ -202,6 +207,7 @@ def _eval_file_result(
                 "note": dg.MetadataValue.text(
                     f"not applicable: {report.partition} has no such file"
                 ),
+                **sealed_files(root),
             },
         )
     return dg.MaterializeResult(
@@ -214,6 +220,7 @@ def _eval_file_result(
             "with_tests": dg.MetadataValue.json(report.with_tests),
             "replaced_problems": dg.MetadataValue.int(report.replaced_problems),
             "seconds": dg.MetadataValue.float(report.seconds),
+            **sealed_files(root, [path]),
         },
     )
 
@@ -250,8 +257,8 @@ def datasets_eval(
     if report.tests_json is not None:
         link_dataset(layout, part.dataset)
     results = [
-        _eval_file_result(EVAL_PROBLEMS, report.eval_jsonl, report),
-        _eval_file_result(EVAL_TESTS, report.tests_json, report),
+        _eval_file_result(layout.root, EVAL_PROBLEMS, report.eval_jsonl, report),
+        _eval_file_result(layout.root, EVAL_TESTS, report.tests_json, report),
     ]
     yield from _selected(context, results)
 

@@ -13,7 +13,12 @@ from pathlib import Path
 import dagster as dg
 
 from wmtp_assets.defs.k8s import k8s_op_tags
-from wmtp_assets.defs.metadata import file_entries, files_table
+from wmtp_assets.defs.metadata import (
+    file_entries,
+    files_table,
+    model_sealed_files,
+    sealed_files,
+)
 from wmtp_assets.defs.raw_fetch import fetch_raw
 from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.files.layout import ModelDirs
@@ -28,7 +33,11 @@ from wmtp_assets.models.micro import (
     build_micro_mtp,
     build_micro_ref,
 )
-from wmtp_assets.models.tokenizer_files import tokenizer_info, write_tokenizer_folder
+from wmtp_assets.models.tokenizer_files import (
+    TOKENIZER_FILES,
+    tokenizer_info,
+    write_tokenizer_folder,
+)
 from wmtp_assets.models.upstream import META_MTP, SHEARED_LLAMA
 
 GROUP = "models"
@@ -77,6 +86,7 @@ def meta_llama_mtp_tokenizer(wmtp: WmtpResource) -> dg.MaterializeResult:
             **file_entries("tokenizer", dirs.tokenizer / "tokenizer.model", info.sha256),
             "vocab_size": dg.MetadataValue.int(info.vocab_size),
             "tokenizer_dir": dg.MetadataValue.path(str(dirs.tokenizer)),
+            **sealed_files(wmtp.layout.root, [dirs.tokenizer / f for f in TOKENIZER_FILES]),
         },
         data_version=dg.DataVersion(info.sha256[:16]),
     )
@@ -103,6 +113,7 @@ def _build_micro(
             "vocab_size": dg.MetadataValue.int(meta.tokenizer.vocab_size),
             "tokenizer_sha256": dg.MetadataValue.text(meta.tokenizer.sha256),
             "files": files_table(meta.files, meta.size_bytes),
+            **model_sealed_files(wmtp.layout.root, dirs, meta.files),
         },
         data_version=dg.DataVersion(built.weights_sha256[:16]),
     )
@@ -140,7 +151,9 @@ SHEARED_RAW = dg.AssetKey(["models", "ref_sheared_llama_2_7b", "raw"])
 SHEARED_SAFETENSORS = dg.AssetKey(["models", "ref_sheared_llama_2_7b", "safetensors"])
 
 
-def _materialize_result(dirs: ModelDirs, outcome: Float16Outcome) -> dg.MaterializeResult:
+def _materialize_result(
+    root: Path, dirs: ModelDirs, outcome: Float16Outcome
+) -> dg.MaterializeResult:
     metadata = outcome.metadata
     extra: dict[str, dg.MetadataValue] = {}
     if outcome.report is not None:
@@ -162,6 +175,7 @@ def _materialize_result(dirs: ModelDirs, outcome: Float16Outcome) -> dg.Material
             "dtype": dg.MetadataValue.text(metadata.dtype),
             "resolved_commit": dg.MetadataValue.text(outcome.source.resolved_commit or "unknown"),
             "files": files_table(metadata.files, metadata.size_bytes),
+            **model_sealed_files(root, dirs, metadata.files),
             **extra,
         },
         data_version=dg.DataVersion(weights_sha[:16]),
@@ -210,7 +224,7 @@ def meta_safetensors(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> d
         reuse_current=True,
     )
     link_model(wmtp.layout, "meta_llama_mtp")
-    return _materialize_result(dirs, outcome)
+    return _materialize_result(wmtp.layout.root, dirs, outcome)
 
 
 @dg.asset(
@@ -238,7 +252,7 @@ def sheared_safetensors(
         reuse_current=True,
     )
     link_model(wmtp.layout, "ref_sheared_llama_2_7b")
-    return _materialize_result(dirs, outcome)
+    return _materialize_result(wmtp.layout.root, dirs, outcome)
 
 
 MODEL_ASSETS = [

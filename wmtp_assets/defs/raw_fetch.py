@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from wmtp_assets.defs.metadata import sealed_files
 from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.sources import Provenance, RepoRef, RepoType
 
@@ -50,6 +51,7 @@ def fetch_raw(
             "files": dg.MetadataValue.md("\n".join(rows)),
             "total_bytes": dg.MetadataValue.int(sum(by_path[p].size for p in fetched)),
             "reused_files": dg.MetadataValue.int(len(result.reused)),
+            **sealed_files(wmtp.layout.root, known={dest / p: by_path[p].sha256 for p in fetched}),
         },
         data_version=dg.DataVersion(provenance_version(provenance, fetched)),
     )

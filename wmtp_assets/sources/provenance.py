@@ -8,6 +8,7 @@ assets to wrap).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -132,8 +133,9 @@ def check_record(raw_dir: Path, record: FileRecord) -> RawFinding | None:
     )
 
 
-def verify_raw(raw_dir: Path) -> list[RawFinding]:
-    """Every file ``raw_dir/SOURCE.json`` lists, re-hashed; empty when all bytes are as recorded.
+def verify_raw(raw_dir: Path, wanted: Callable[[str], bool] | None = None) -> list[RawFinding]:
+    """Every file ``raw_dir/SOURCE.json`` lists (or those whose repo path ``wanted`` accepts),
+    re-hashed; empty when all bytes are as recorded.
 
     A missing or unreadable ``SOURCE.json`` is itself a finding: nothing vouches for ``raw/``.
     """
@@ -144,7 +146,8 @@ def verify_raw(raw_dir: Path) -> list[RawFinding]:
         return [_record_finding(record_file, str(exc).splitlines()[0])]
     if provenance is None:
         return [_record_finding(record_file, f"{record_file}: missing, nothing vouches for raw/")]
-    return [f for record in provenance.files if (f := check_record(Path(raw_dir), record))]
+    records = [r for r in provenance.files if wanted is None or wanted(r.path)]
+    return [f for record in records if (f := check_record(Path(raw_dir), record))]
 
 
 def _record_finding(record_file: Path, message: str) -> RawFinding:
