@@ -41,6 +41,8 @@ DROP_RULES: dict[DropReason, str] = {
 """Why a candidate record is dropped; each is counted under the first reason that applies, in
 this order."""
 HISTOGRAM_BINS = 16
+HISTOGRAM_BAR = 20
+"""Characters of the longest bar in the markdown histogram."""
 
 
 class _Model(BaseModel):
@@ -101,7 +103,8 @@ class SplitStats(Totals):
     generated_at: str
 
     def markdown(self) -> str:
-        """A short report (counts, drops, length percentiles and histogram) for the Dagster UI."""
+        """A short report for the Dagster UI: counts, drops, length percentiles, and the
+        histogram's non-empty bins (with a bar scaled to the largest)."""
         lengths = self.token_lengths
         lines = [
             f"**{self.dataset}.{self.split}**: {self.records:,} records "
@@ -114,13 +117,16 @@ class SplitStats(Totals):
             f"{'-' if lengths.mean is None else f'{lengths.mean:.1f}'}, p50 {lengths.p50}, "
             f"p90 {lengths.p90}, p99 {lengths.p99}, max {lengths.max}",
             "",
-            "| tokens | records | share |",
-            "|---:|---:|---:|",
+            "| tokens | records | share | |",
+            "|---:|---:|---:|:---|",
         ]
+        filled = [b for b in self.token_histogram if b.count]
         total = max(self.records, 1)
+        tallest = max((b.count for b in filled), default=1)
         lines += [
-            f"| {b.lo}-{b.hi} | {b.count:,} | {100 * b.count / total:.1f}% |"
-            for b in self.token_histogram
+            f"| {b.lo}-{b.hi} | {b.count:,} | {100 * b.count / total:.1f}% | "
+            f"{'█' * max(1, round(HISTOGRAM_BAR * b.count / tallest))} |"
+            for b in filled
         ]
         return "\n".join(lines) + "\n"
 

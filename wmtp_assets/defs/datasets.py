@@ -25,8 +25,9 @@ from wmtp_assets.data.eval_files import EvalReport, write_eval_files
 from wmtp_assets.data.partitions import PARTITION_KEYS, Partition
 from wmtp_assets.data.pipeline import process_split
 from wmtp_assets.data.small_subset import build_small_subset
+from wmtp_assets.defs.explain import explained
 from wmtp_assets.defs.k8s import k8s_op_tags
-from wmtp_assets.defs.metadata import sealed_files
+from wmtp_assets.defs.metadata import OWNERS, asset_tags, sealed_files, stats_entries
 from wmtp_assets.defs.models import TOKENIZER
 from wmtp_assets.defs.raw_fetch import fetch_raw
 from wmtp_assets.defs.resources import WmtpResource
@@ -53,8 +54,12 @@ PIPELINE_CODE_VERSION = "alpaca-v1"
     kinds={"huggingface", "parquet"},
     pool="download",
     op_tags=k8s_op_tags("download"),
-    description="The split's upstream parquet shards at the pinned revision, SHA256-verified.",
+    owners=OWNERS,
+    tags=asset_tags("upstream"),
+    description="`datasets_v2/<dataset>/raw/`: the split's upstream parquet shards at the pinned "
+    "revision, SHA256-verified, with SOURCE.json.",
 )
+@explained
 def datasets_raw(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.MaterializeResult:
     part = Partition.parse(context.partition_key)
     dirs = wmtp.layout.dataset(part.dataset)
@@ -74,21 +79,31 @@ def datasets_raw(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.Ma
         dg.AssetSpec(
             PROCESSED,
             deps=[RAW, TOKENIZER],
-            description="Alpaca JSONL of the split, filtered to WMTP_MAX_TOKENS, with schema.json.",
+            description="`datasets_v2/<dataset>/processed/<split>.jsonl` and `schema.json`: "
+            "the split as Alpaca records, filtered to WMTP_MAX_TOKENS.",
             kinds={"jsonl"},
+            owners=OWNERS,
+            tags=asset_tags("derived"),
         ),
         dg.AssetSpec(
             PROBLEM_INDEX,
             deps=[RAW, TOKENIZER],
-            description="<split>_metadata.json: per problem, its difficulty and the line numbers "
-            "and token lengths of its correct and incorrect records.",
+            description="`datasets_v2/<dataset>/processed/<split>_metadata.json`: per problem, "
+            "its difficulty and the line numbers and token lengths of its correct and incorrect "
+            "records.",
             kinds={"json"},
+            owners=OWNERS,
+            tags=asset_tags("derived"),
         ),
         dg.AssetSpec(
             STATS,
             deps=[RAW, TOKENIZER],
-            description="Counts, labels, token-length percentiles and histogram, drops by reason.",
+            description="`datasets_v2/<dataset>/stats/<split>_stats.json` (and the dated "
+            "`<YYYY-MM-DD>_summary.json`): counts, labels, token-length percentiles and "
+            "histogram, drops by reason.",
             kinds={"json"},
+            owners=OWNERS,
+            tags=asset_tags("derived"),
         ),
     ],
     group_name=GROUP,
@@ -96,6 +111,7 @@ def datasets_raw(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.Ma
     code_version=PIPELINE_CODE_VERSION,
     can_subset=True,
 )
+@explained
 def datasets_processed(
     context: dg.AssetExecutionContext, wmtp: WmtpResource
 ) -> Iterator[dg.MaterializeResult[None]]:
@@ -152,8 +168,7 @@ def datasets_processed(
             "stats_size_bytes": dg.MetadataValue.int(report.stats_file.stat().st_size),
             "summary_path": dg.MetadataValue.path(str(report.summary_file)),
             "report": dg.MetadataValue.md(stats.markdown()),
-            "dropped": dg.MetadataValue.json({str(k): v for k, v in stats.dropped.items()}),
-            "token_lengths": dg.MetadataValue.json(stats.token_lengths.model_dump()),
+            **stats_entries(stats),
             **sealed_files(layout.root, [report.stats_file]),
         },
         data_version=version,
@@ -168,9 +183,13 @@ def datasets_processed(
     partitions_def=PARTITIONS,
     kinds={"jsonl"},
     code_version="small-v1",
-    description="A seeded sample of the split (train <= 100, others <= 32) that keeps both "
-    "labels for CodeContests; lines copied byte-for-byte.",
+    owners=OWNERS,
+    tags=asset_tags("subset"),
+    description="`datasets_local_small/<dataset>_small/<split>_small.jsonl`: a seeded sample of "
+    "the split (train <= 100, others <= 32) that keeps both labels for CodeContests; lines "
+    "copied byte-for-byte.",
 )
+@explained
 def datasets_small(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.MaterializeResult:
     part = Partition.parse(context.partition_key)
     report = build_small_subset(part, wmtp.layout.dataset(part.dataset))
@@ -230,16 +249,21 @@ def _eval_file_result(
         dg.AssetSpec(
             EVAL_PROBLEMS,
             deps=[RAW, PROCESSED],
-            description="CodeContests processed/<split>_eval.jsonl (valid, test): one record per "
-            "problem with its public, private and generated tests; not applicable elsewhere.",
+            description="`datasets_v2/codecontests/processed/<split>_eval.jsonl` (valid, test): "
+            "one record per problem with its public, private and generated tests; not "
+            "applicable elsewhere.",
             kinds={"jsonl"},
+            owners=OWNERS,
+            tags=asset_tags("derived"),
         ),
         dg.AssetSpec(
             EVAL_TESTS,
             deps=[RAW, PROCESSED],
-            description="CodeContests tests/<split>_tests.json: every problem's tests by problem "
-            "id (train streamed); not applicable to MBPP and HumanEval.",
+            description="`datasets_v2/codecontests/tests/<split>_tests.json`: every problem's "
+            "tests by problem id (train streamed); not applicable to MBPP and HumanEval.",
             kinds={"json"},
+            owners=OWNERS,
+            tags=asset_tags("derived"),
         ),
     ],
     group_name=GROUP,
@@ -247,6 +271,7 @@ def _eval_file_result(
     code_version="eval-v1",
     can_subset=True,
 )
+@explained
 def datasets_eval(
     context: dg.AssetExecutionContext, wmtp: WmtpResource
 ) -> Iterator[dg.MaterializeResult[None]]:

@@ -1,14 +1,19 @@
-"""Dagster metadata a person can read in the UI (paths, sizes, hashes), and the seal of what a
-materialization published."""
+"""What a person reads about an asset in the UI: paths, sizes, hashes, owners and tags, the
+settings a step ran with (each with its origin), and the seal of what a materialization
+published."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any, Literal
 
 import dagster as dg
 
+from wmtp_assets.data.stats import SplitStats
+from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.files.layout import ModelDirs
+from wmtp_assets.settings import ENV_VARS, Settings, SettingsError
 from wmtp_assets.validate.sealed import seal_files
 
 SEALED_FILES = "sealed_files"
@@ -45,3 +50,70 @@ def model_sealed_files(
     """The seal of a model artifact: the files ``metadata.json`` records (``files``, hashed by
     their writer) and ``metadata.json`` itself."""
     return sealed_files(root, [dirs.metadata], {dirs.root / rel: sha for rel, sha in files.items()})
+
+
+OWNERS = ["team:wmtp"]
+"""Who answers for every asset of this code location (shown in the catalog)."""
+
+Stage = Literal["upstream", "converted", "generated", "derived", "subset"]
+
+
+def asset_tags(stage: Stage) -> dict[str, str]:
+    """Catalog tags: where in the flow an asset sits (upstream bytes, a conversion of them, ...)."""
+    return {"wmtp/stage": stage}
+
+
+RUN_CONFIG = "run config"
+IN_CODE = "definitions (code)"
+
+
+def setting_origins(wmtp: WmtpResource, run_config: Mapping[str, Any]) -> dict[str, str]:
+    """Where each of the resource's values came from: the environment variable, settings file or
+    ``default`` that ``Settings.load`` names in this step's process when it gives the same value;
+    else ``run config`` (a launchpad or ``--config-json`` value; Dagster's run config for a
+    resource holds every field, so only a differing value is an override), else
+    ``definitions (code)`` (the value the definitions were built with, e.g. by a test)."""
+    overridden = run_config.get("resources", {}).get("wmtp", {}).get("config", {}) or {}
+    try:
+        here = Settings.load()
+        for_root = Settings.load(storage_root=Path(wmtp.storage_root))
+    except SettingsError as exc:
+        return dict.fromkeys(ENV_VARS, f"unknown ({exc})")
+    ours = wmtp.settings
+    origins: dict[str, str] = {}
+    for field in ENV_VARS:
+        loaded = here if field == "storage_root" else for_root
+        if getattr(loaded, field) == getattr(ours, field):
+            origins[field] = loaded.origin(field)
+        elif field in overridden:
+            origins[field] = RUN_CONFIG
+        else:
+            origins[field] = IN_CODE
+    return origins
+
+
+def settings_table(settings: Settings, origins: Mapping[str, str]) -> dg.MetadataValue:
+    """A markdown table of every setting a step ran with and where it came from."""
+    rows = ["| setting | value | origin |", "|---|---|---|"]
+    for field, var in ENV_VARS.items():
+        value = getattr(settings, field)
+        rows.append(f"| `{var}` | `{'(unset)' if value is None else value}` | {origins[field]} |")
+    return dg.MetadataValue.md("\n".join(rows))
+
+
+def stats_entries(stats: SplitStats) -> dict[str, dg.MetadataValue]:
+    """A split's figures as numbers, one key each, so the asset's plots chart them across
+    materializations: candidate records read, kept, dropped in all and by reason, and the kept
+    records' token-length percentiles (absent for a split that kept nothing)."""
+    entries: dict[str, dg.MetadataValue] = {
+        "records_read": dg.MetadataValue.int(stats.records + sum(stats.dropped.values())),
+        "kept": dg.MetadataValue.int(stats.records),
+        "dropped": dg.MetadataValue.int(sum(stats.dropped.values())),
+    }
+    entries |= {f"dropped_{r}": dg.MetadataValue.int(n) for r, n in stats.dropped.items()}
+    lengths = stats.token_lengths
+    figures = {"p50": lengths.p50, "p90": lengths.p90, "p99": lengths.p99, "max": lengths.max}
+    entries |= {f"tokens_{k}": dg.MetadataValue.int(v) for k, v in figures.items() if v is not None}
+    if lengths.mean is not None:
+        entries["tokens_mean"] = dg.MetadataValue.float(lengths.mean)
+    return entries

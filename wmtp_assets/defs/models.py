@@ -12,8 +12,11 @@ from pathlib import Path
 
 import dagster as dg
 
+from wmtp_assets.defs.explain import explained
 from wmtp_assets.defs.k8s import k8s_op_tags
 from wmtp_assets.defs.metadata import (
+    OWNERS,
+    asset_tags,
     file_entries,
     files_table,
     model_sealed_files,
@@ -54,8 +57,12 @@ MICRO_REF = dg.AssetKey(["models", "micro_ref"])
     kinds={"huggingface"},
     pool="download",
     op_tags=k8s_op_tags("download"),
-    description="Meta 7B_1T_4 checkpoint, params.json and tokenizer.model, exact upstream bytes.",
+    owners=OWNERS,
+    tags=asset_tags("upstream"),
+    description="`models_v2/meta-llama-mtp/raw/`: the Meta 7B_1T_4 consolidated.pth, "
+    "params.json and tokenizer.model, exact upstream bytes, with SOURCE.json.",
 )
+@explained
 def meta_llama_mtp_raw(
     context: dg.AssetExecutionContext, wmtp: WmtpResource
 ) -> dg.MaterializeResult:
@@ -71,9 +78,13 @@ def meta_llama_mtp_raw(
     group_name=GROUP,
     kinds={"sentencepiece"},
     code_version="tokenizer-v1",
-    description="The shared Llama-2 SentencePiece tokenizer folder; SHA256 must equal "
+    owners=OWNERS,
+    tags=asset_tags("derived"),
+    description="`models_v2/meta-llama-mtp/tokenizer/` (tokenizer.model, tokenizer_config.json, "
+    "special_tokens_map.json): the shared SentencePiece tokenizer; its SHA256 must equal "
     "WMTP_TOKENIZER_SHA256.",
 )
+@explained
 def meta_llama_mtp_tokenizer(wmtp: WmtpResource) -> dg.MaterializeResult:
     dirs = wmtp.layout.model("meta_llama_mtp")
     with artifact_lock(dirs.tokenizer):
@@ -125,8 +136,13 @@ def _build_micro(
     group_name=GROUP,
     kinds={"pytorch", "safetensors"},
     code_version=MICRO_CODE_VERSION,
-    description="Micro MTP model: 4 layers, dim 512, 8 heads, 4 future tokens, float16, seeded.",
+    owners=OWNERS,
+    tags=asset_tags("generated"),
+    description="`models_v2/micro-mtp/` (safetensors/model.safetensors, configs/config.json, "
+    "tokenizer/, metadata.json): a seeded micro MTP model, 4 layers, dim 512, 8 heads, "
+    "4 future tokens, float16.",
 )
+@explained
 def micro_mtp(wmtp: WmtpResource) -> dg.MaterializeResult:
     return _build_micro(wmtp, "micro_mtp", build_micro_mtp)
 
@@ -137,9 +153,13 @@ def micro_mtp(wmtp: WmtpResource) -> dg.MaterializeResult:
     group_name=GROUP,
     kinds={"pytorch", "safetensors"},
     code_version=MICRO_CODE_VERSION,
-    description="Micro reference Llama in Hugging Face format; safetensors/ loads with "
-    "AutoModelForCausalLM.from_pretrained.",
+    owners=OWNERS,
+    tags=asset_tags("generated"),
+    description="`models_v2/micro-ref/` (safetensors/model.safetensors, configs/config.json, "
+    "tokenizer/, metadata.json): a seeded micro reference Llama in Hugging Face format; "
+    "safetensors/ loads with AutoModelForCausalLM.from_pretrained.",
 )
+@explained
 def micro_ref(wmtp: WmtpResource) -> dg.MaterializeResult:
     return _build_micro(wmtp, "micro_ref", build_micro_ref)
 
@@ -188,8 +208,12 @@ def _materialize_result(
     kinds={"huggingface"},
     pool="download",
     op_tags=k8s_op_tags("download"),
-    description="Sheared-LLaMA-2.7B float32 shards, index, config and tokenizer files.",
+    owners=OWNERS,
+    tags=asset_tags("upstream"),
+    description="`models_v2/ref-sheared-llama-2.7b/raw/`: the Sheared-LLaMA-2.7B float32 "
+    "shards, shard index, config and tokenizer files, exact upstream bytes, with SOURCE.json.",
 )
+@explained
 def sheared_raw(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.MaterializeResult:
     dirs = wmtp.layout.model("ref_sheared_llama_2_7b")
     return fetch_raw(
@@ -210,8 +234,12 @@ def sheared_raw(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.Mat
     kinds={"pytorch", "safetensors"},
     code_version=CONVERSION_CODE_VERSION,
     op_tags=k8s_op_tags("convert"),
-    description="7B_1T_4 in float16 safetensors with Meta key names, configs, metadata.json.",
+    owners=OWNERS,
+    tags=asset_tags("converted"),
+    description="`models_v2/meta-llama-mtp/safetensors/model.safetensors` (with SHA256SUMS, "
+    "configs/ and metadata.json): 7B_1T_4 in float16 with Meta key names.",
 )
+@explained
 def meta_safetensors(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.MaterializeResult:
     dirs = wmtp.layout.model("meta_llama_mtp")
     outcome = convert_meta_mtp(
@@ -234,9 +262,13 @@ def meta_safetensors(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> d
     kinds={"pytorch", "safetensors"},
     code_version=CONVERSION_CODE_VERSION,
     op_tags=k8s_op_tags("convert"),
-    description="Sheared-LLaMA-2.7B merged into one float16 safetensors with HF key names; "
-    "safetensors/ is a from_pretrained folder.",
+    owners=OWNERS,
+    tags=asset_tags("converted"),
+    description="`models_v2/ref-sheared-llama-2.7b/safetensors/model.safetensors` (with "
+    "SHA256SUMS, configs/ and metadata.json): Sheared-LLaMA-2.7B merged into one float16 file "
+    "with HF key names; safetensors/ is a from_pretrained folder.",
 )
+@explained
 def sheared_safetensors(
     context: dg.AssetExecutionContext, wmtp: WmtpResource
 ) -> dg.MaterializeResult:

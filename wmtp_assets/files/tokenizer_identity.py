@@ -13,7 +13,23 @@ from wmtp_assets.files.hashing import sha256_file
 
 
 class TokenizerMismatchError(ValueError):
-    """A ``tokenizer.model`` that is not the one the settings require, or not a tokenizer."""
+    """A ``tokenizer.model`` that is not the one the settings require, or not a tokenizer.
+
+    ``file``, ``expected`` and ``found`` (when known) let a caller show the cause as fields.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: Path | str | None = None,
+        expected: str | None = None,
+        found: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.file = None if file is None else str(file)
+        self.expected = expected
+        self.found = found
 
 
 def check_tokenizer_sha256(path: Path | str, expected_sha256: str) -> str:
@@ -22,6 +38,9 @@ def check_tokenizer_sha256(path: Path | str, expected_sha256: str) -> str:
     if actual != expected_sha256:
         raise TokenizerMismatchError(
             f"{path}: SHA256 {actual} differs from the required {expected_sha256} "
-            "(WMTP_TOKENIZER_SHA256). Every model and dataset must share one tokenizer."
+            "(WMTP_TOKENIZER_SHA256). Every model and dataset must share one tokenizer.",
+            file=path,
+            expected=expected_sha256,
+            found=actual,
         )
     return actual
