@@ -1,0 +1,85 @@
+"""What the catalog and an asset's page say, read back from the instance ``wmtp-assets demo``
+recorded: every asset's owner, tags and the file its description names; the stats' numbers."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import dagster as dg
+import numpy as np
+import sentencepiece as spm
+
+from wmtp_assets.definitions import ALL_ASSETS
+from wmtp_assets.defs.datasets import STATS
+from wmtp_assets.files.layout import Layout
+from wmtp_assets.settings import Settings
+
+# a partition to resolve <dataset>/<split> in dataset descriptions (the eval files: CodeContests)
+EXAMPLE_PARTITION = {"datasets/eval_problems": "codecontests.valid"}
+REASONS = ("language", "invalid_text", "empty", "too_long")
+
+
+def _specs() -> list[dg.AssetSpec]:
+    return [spec for asset in ALL_ASSETS for spec in asset.specs]
+
+
+def test_every_asset_has_an_owner_a_stage_and_a_description_naming_a_stored_file(
+    demo_storage: Settings,
+) -> None:
+    assert len(_specs()) == 14
+    for spec in _specs():
+        name = spec.key.to_user_string()
+        assert spec.owners, name
+        assert "wmtp/stage" in spec.tags, name
+        match = re.match(r"`([^`]+)`", spec.description or "")
+        assert match, f"{name}: description does not start with its file: {spec.description}"
+        partition = EXAMPLE_PARTITION.get(name, "codecontests.valid")
+        dataset, split = partition.split(".")
+        path = match.group(1).replace("<dataset>", dataset).replace("<split>", split)
+        assert (demo_storage.storage_root / path).exists(), f"{name}: {path} not in the demo"
+
+
+def _latest_metadata(settings: Settings, key: dg.AssetKey, partition: str | None) -> dict:
+    with dg.DagsterInstance.from_config(str(settings.storage_root / "dagster_home")) as instance:
+        event = instance.get_latest_materialization_event(key)
+        if partition is not None:
+            records = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
+            ).records
+            event = records[0].event_log_entry
+    assert event is not None and event.asset_materialization is not None
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def test_stats_metadata_are_numbers_rederived_from_the_jsonl(demo_storage: Settings) -> None:
+    metadata = _latest_metadata(demo_storage, STATS, "mbpp.test")
+    layout = Layout(demo_storage.storage_root)
+    sp = spm.SentencePieceProcessor(model_file=str(layout.shared_tokenizer))
+    lines = layout.dataset("mbpp").jsonl("test").read_text("utf-8").splitlines()
+    records = [json.loads(line) for line in lines]
+    lengths = [
+        sum(len(sp.encode(r[f])) for f in ("instruction", "input", "output")) for r in records
+    ]
+    assert metadata["kept"] == len(records)
+    for q in (50, 90, 99):
+        # nearest rank: the smallest length with at least q% of records at or below it
+        assert metadata[f"tokens_p{q}"] == int(np.percentile(lengths, q, method="inverted_cdf"))
+    assert metadata["tokens_max"] == max(lengths)
+    dropped = [metadata[f"dropped_{reason}"] for reason in REASONS]
+    assert all(isinstance(n, int) for n in dropped)
+    assert metadata["records_read"] == len(records) + sum(dropped)
+    histogram = [line for line in str(metadata["report"]).splitlines() if "█" in line]
+    assert sum(int(row.split(" | ")[1].replace(",", "")) for row in histogram) == len(records)
+
+
+def test_every_materialization_records_its_settings_and_their_origins(
+    demo_storage: Settings,
+) -> None:
+    settings_file = str(demo_storage.settings_file)
+    for spec in _specs():
+        partition = "mbpp.test" if spec.partitions_def else None
+        table = str(_latest_metadata(demo_storage, spec.key, partition)["settings"])
+        # the demo recorded the mirror and the tokenizer hash in the root's settings file
+        assert f"| `WMTP_MIRROR` | `{demo_storage.mirror}` | {settings_file} |" in table, table
+        assert f"| {settings_file} |" in table.split("WMTP_TOKENIZER_SHA256")[1].split("\n")[0]
