@@ -93,11 +93,12 @@ def setting_origins(wmtp: WmtpResource, run_config: Mapping[str, Any]) -> dict[s
 
 
 def settings_table(settings: Settings, origins: Mapping[str, str]) -> dg.MetadataValue:
-    """A markdown table of every setting a step ran with and where it came from."""
-    rows = ["| setting | value | origin |", "|---|---|---|"]
+    """A markdown table of every setting a step ran with and where it came from (origin before
+    value, so a long path or hash cannot push it out of the UI's metadata column)."""
+    rows = ["| setting | origin | value |", "|---|---|---|"]
     for field, var in ENV_VARS.items():
         value = getattr(settings, field)
-        rows.append(f"| `{var}` | `{'(unset)' if value is None else value}` | {origins[field]} |")
+        rows.append(f"| `{var}` | {origins[field]} | `{'(unset)' if value is None else value}` |")
     return dg.MetadataValue.md("\n".join(rows))
 
 

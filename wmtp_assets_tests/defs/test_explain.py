@@ -115,7 +115,7 @@ def test_a_materialization_records_each_setting_with_its_origin(
     assert result.success
     (materialization, _) = result.get_asset_materialization_events()
     table = str(materialization.materialization.metadata["settings"].value)
-    assert f"| `WMTP_STORAGE_ROOT` | `{root}` | env WMTP_STORAGE_ROOT |" in table
-    assert f"| `WMTP_MIRROR` | `{demo_mirror.root}` | env WMTP_MIRROR |" in table
-    assert "| `WMTP_MAX_TOKENS` | `99` | run config |" in table
-    assert "| `WMTP_DEVICE` | `auto` | default |" in table
+    assert f"| `WMTP_STORAGE_ROOT` | env WMTP_STORAGE_ROOT | `{root}` |" in table
+    assert f"| `WMTP_MIRROR` | env WMTP_MIRROR | `{demo_mirror.root}` |" in table
+    assert "| `WMTP_MAX_TOKENS` | run config | `99` |" in table
+    assert "| `WMTP_DEVICE` | default | `auto` |" in table

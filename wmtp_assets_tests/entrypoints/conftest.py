@@ -1,14 +1,12 @@
-"""A live ``dagster-webserver`` on the real ``workspace.yaml``, shared by the entry-point tests.
+"""The web UI as a newcomer starts it, shared by the entry-point tests: ``wmtp-assets ui`` (which
+runs ``dagster dev``: webserver, daemon, one code server) on the storage root and Dagster instance
+``wmtp-assets demo`` built, with no ``WMTP_*`` or ``DAGSTER_HOME`` in the environment.
 
-Started once per session: loading the code location (torch, transformers) costs seconds of CPU,
-and the GraphQL and browser tests need the same thing, a webserver whose instance already holds
-the micro models' upstream (``models/meta_llama_mtp/raw`` and ``.../tokenizer``, materialized
-from the demo mirror), so that materializing ``models/micro_mtp`` needs nothing else.
-
-Runs must start without a daemon. In Dagster 1.13 an instance without ``dagster.yaml`` uses the
-QueuedRunCoordinator, which leaves launched runs QUEUED until ``dagster-daemon`` dequeues them.
-The temporary DAGSTER_HOME therefore gets a ``dagster.yaml`` that selects the
-DefaultRunCoordinator, which starts each run at once in a subprocess of the code server.
+Started once per session (loading the code location costs tens of seconds of CPU on a small
+machine) on a private copy of the demo's root, since the tests materialize into it. Runs are
+queued and started by the daemon, as in ``dagster dev``. ``wmtp-assets ui`` hands its arguments
+to ``dagster dev``; the port and host go through click's environment variables for them
+(``DAGSTER_CLI_DEV_PORT``, ``DAGSTER_CLI_DEV_HOST``).
 """
 
 from __future__ import annotations
@@ -16,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -28,25 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import pytest
 
-from wmtp_assets.defs.models import meta_llama_mtp_raw, meta_llama_mtp_tokenizer
-from wmtp_assets.defs.resources import WmtpResource
-from wmtp_assets.demo.mirror import DemoMirror
 from wmtp_assets.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-STARTUP_TIMEOUT_S = 90.0
+STARTUP_TIMEOUT_S = 120.0
 TERMINAL_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
-
-INSTANCE_YAML = """\
-run_coordinator:
-  module: dagster._core.run_coordinator
-  class: DefaultRunCoordinator
-telemetry:
-  enabled: false
-"""
 
 LOCATION_STATUS_QUERY = """
 {
@@ -156,17 +143,6 @@ class Webserver:
         pytest.fail(f"run {run_id} still {status} after {timeout_s:.0f}s")
 
 
-def _materialize_upstream(settings: Settings, dagster_home: Path) -> None:
-    """Materialize the raw checkpoint and tokenizer into the instance the webserver will use."""
-    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        result = dg.materialize(
-            [meta_llama_mtp_raw, meta_llama_mtp_tokenizer],
-            resources={"wmtp": WmtpResource.from_settings(settings)},
-            instance=instance,
-        )
-    assert result.success
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -199,48 +175,40 @@ def _wait_until_ready(server: Webserver, process: subprocess.Popen[bytes]) -> No
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop the webserver's whole process group: it, its code server and any run processes."""
+    """Stop ``dagster dev``'s whole process group: webserver, daemon, code server, run workers.
+
+    ``dagster dev`` shuts down on Ctrl-C (SIGINT); what has not ended after a grace period is
+    killed, so a stuck run worker cannot outlive the session."""
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
+        os.killpg(process.pid, signal.SIGINT)
     with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=15)
+        process.wait(timeout=10)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
 
 
 @pytest.fixture(scope="session")
-def webserver(
-    demo_mirror: DemoMirror, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Webserver]:
-    root = tmp_path_factory.mktemp("webserver")
-    settings = Settings(
-        storage_root=root / "storage",
-        mirror=demo_mirror.root,
-        tokenizer_sha256=demo_mirror.tokenizer_sha256,
-        device="cpu",
-    )
-    dagster_home = root / "dagster_home"
-    dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text(INSTANCE_YAML)
-    _materialize_upstream(settings, dagster_home)
+def ui_storage(demo_storage: Settings, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private copy of the demo's storage root, its Dagster instance included."""
+    root = tmp_path_factory.mktemp("ui") / "storage"
+    shutil.copytree(demo_storage.storage_root, root, symlinks=True)
+    return root
 
-    # Only the variables set here: a developer's own WMTP_* must not leak into the server.
-    env = {key: value for key, value in os.environ.items() if not key.startswith("WMTP_")}
-    env |= {
-        "DAGSTER_HOME": str(dagster_home),
-        "WMTP_STORAGE_ROOT": str(settings.storage_root),
-        "WMTP_MIRROR": str(demo_mirror.root),
-        "WMTP_TOKENIZER_SHA256": demo_mirror.tokenizer_sha256,
-        "WMTP_DEVICE": "cpu",
-    }
+
+@pytest.fixture(scope="session")
+def webserver(ui_storage: Path) -> Iterator[Webserver]:
     port = _free_port()
-    server = Webserver(url=f"http://127.0.0.1:{port}", log=root / "webserver.log")
-    command = [
-        str(Path(sys.executable).with_name("dagster-webserver")),
-        *("-w", str(REPO_ROOT / "workspace.yaml")),
-        *("-h", "127.0.0.1", "-p", str(port)),
-    ]
+    server = Webserver(url=f"http://127.0.0.1:{port}", log=ui_storage.parent / "dagster_dev.log")
+    # The newcomer's environment: none of a developer's WMTP_* or DAGSTER_HOME; the venv's
+    # scripts on PATH (``ui`` execs ``dagster``).
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WMTP_", "DAGSTER_"))}
+    env |= {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        "DAGSTER_CLI_DEV_PORT": str(port),
+        "DAGSTER_CLI_DEV_HOST": "127.0.0.1",
+    }
+    command = [sys.executable, "-m", "wmtp_assets.cli", "--storage-root", str(ui_storage), "ui"]
     with server.log.open("wb") as log:
         process = subprocess.Popen(
             command,
