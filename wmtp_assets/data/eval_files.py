@@ -40,6 +40,7 @@ from wmtp_assets.data.partitions import Partition
 from wmtp_assets.data.split_keys import read_problem_keys
 from wmtp_assets.data.upstream_schema import CODECONTESTS_SCHEMA, check_columns
 from wmtp_assets.files.atomic import sweep_tmp_of
+from wmtp_assets.files.json_files import parse_json, validate_json
 from wmtp_assets.files.layout import DatasetDirs
 from wmtp_assets.files.lock import artifact_lock
 from wmtp_assets.files.staging import Staging
@@ -230,6 +231,6 @@ def iter_tests(path: Path) -> Iterator[tuple[str, ProblemTests]]:
         for line in fh:
             if line.rstrip(b"\r\n") == b"}":
                 return
-            ((key, body),) = json.loads(b"{" + line.rstrip(b",\r\n") + b"}").items()
-            yield key, ProblemTests.model_validate(body)
+            ((key, body),) = parse_json(b"{" + line.rstrip(b",\r\n") + b"}", path).items()
+            yield key, validate_json(ProblemTests, body, path)
     raise ValueError(f"{path}: truncated tests file (no closing line)")

@@ -45,6 +45,8 @@ from typing import Any, BinaryIO, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from wmtp_assets.files.json_files import parse_json, validate_json
+
 PROBLEM_ID_PATTERN = re.compile(r"^(.+?)_(correct|incorrect)_\d+$")
 """The trainer's rule: ``problem_id`` is group 1 of this pattern applied to ``task_id``."""
 
@@ -252,7 +254,7 @@ def _write_joined(fh: BinaryIO, items: Iterator[bytes]) -> None:
 def read_header(path: Path) -> IndexHeader:
     """The header fields (with ``stats``), reading only the first line."""
     with open(path, "rb") as fh:
-        return IndexHeader.model_validate(_parse_head(fh.readline(), path))
+        return validate_json(IndexHeader, _parse_head(fh.readline(), path), path)
 
 
 def iter_entries(path: Path) -> Iterator[tuple[str, ProblemEntry]]:
@@ -262,8 +264,8 @@ def iter_entries(path: Path) -> Iterator[tuple[str, ProblemEntry]]:
         for line in fh:
             if line.rstrip() == _MAP_END:
                 return
-            ((key, body),) = json.loads(b"{" + line.rstrip(b",\r\n") + b"}").items()
-            yield key, ProblemEntry.model_validate(body)
+            ((key, body),) = parse_json(b"{" + line.rstrip(b",\r\n") + b"}", path).items()
+            yield key, validate_json(ProblemEntry, body, path)
     raise ValueError(f"{path}: truncated problem index (no end of problem_index_map)")
 
 

@@ -37,6 +37,7 @@ from wmtp_assets.data.split_keys import read_problem_keys
 from wmtp_assets.data.stats import SplitStats
 from wmtp_assets.data.token_count import TokenCounter
 from wmtp_assets.files.hashing import sha256_file
+from wmtp_assets.files.json_files import read_json_model
 from wmtp_assets.files.layout import DatasetDirs, Layout
 from wmtp_assets.files.trainer_view import dataset_link
 from wmtp_assets.validate.outcome import CheckOutcome
@@ -44,6 +45,10 @@ from wmtp_assets.validate.trainer_view import trainer_path_resolves
 
 TOKEN_SAMPLE = 256
 Counts = tuple[int, ...]
+
+
+TEXT_FIELDS = ("instruction", "input", "output")
+"""The fields whose tokens count toward ``max_tokens``."""
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
@@ -65,8 +70,7 @@ def _digest(data: bytes | str) -> bytes:
 
 
 def _stats(dirs: DatasetDirs, part: Partition) -> SplitStats:
-    path = dirs.stats_file(part.split)
-    return SplitStats.model_validate_json(path.read_text(encoding="utf-8"))
+    return read_json_model(SplitStats, dirs.stats_file(part.split))
 
 
 def records_match_schema(
@@ -162,9 +166,14 @@ def token_limit_respected(
     for number, _, row in iter_jsonl(jsonl):
         if number not in sample:
             continue
-        instruction, problem_input, output = counter.count(
-            [row["instruction"], row["input"], row["output"]]
-        )
+        texts = [row.get(field) for field in TEXT_FIELDS]
+        if not all(isinstance(text, str) for text in texts):
+            return CheckOutcome.fail(
+                f"{jsonl}: line {number}: expected the text fields {', '.join(TEXT_FIELDS)}",
+                file=str(jsonl),
+                line=number,
+            )
+        instruction, problem_input, output = counter.count(texts)
         total = instruction + problem_input + output
         if output != lengths[number] or total > max_tokens:
             return CheckOutcome.fail(

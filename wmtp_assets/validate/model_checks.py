@@ -13,10 +13,14 @@ from typing import Any, Literal
 
 import torch
 import yaml
-from pydantic import ValidationError
 from safetensors import safe_open
 
 from wmtp_assets.files.hashing import read_sha256sums, sha256_file
+from wmtp_assets.files.json_files import (
+    InvalidJsonFileError,
+    read_json_model,
+    read_json_object,
+)
 from wmtp_assets.files.layout import ModelDirs
 from wmtp_assets.models.artifact import (
     METADATA,
@@ -46,7 +50,7 @@ HF_CHECKPOINT_FILES = (*HF_INDEX_FILES, *HF_SINGLE_FILES)
 
 
 def _metadata(dirs: ModelDirs) -> dict[str, Any]:
-    return dict(json.loads(dirs.metadata.read_text(encoding="utf-8")))
+    return read_json_object(dirs.metadata, "a metadata.json object")
 
 
 def _stored_specs(dirs: ModelDirs) -> dict[str, TensorSpec]:
@@ -69,14 +73,12 @@ def sha256_matches(dirs: ModelDirs) -> CheckOutcome:
             )
     try:
         sums = read_sha256sums(dirs.sha256sums)
-        recorded = ModelMetadata.model_validate_json(dirs.metadata.read_bytes()).files
-    except ValidationError as exc:
-        return CheckOutcome.fail(
-            f"{dirs.metadata}: not a valid metadata.json ({str(exc).splitlines()[0]})",
-            file=str(dirs.metadata),
-        )
     except ValueError as exc:
         return CheckOutcome.fail(str(exc), file=str(dirs.sha256sums))
+    try:
+        recorded = read_json_model(ModelMetadata, dirs.metadata).files
+    except InvalidJsonFileError as exc:
+        return CheckOutcome.fail(str(exc), file=exc.file, expected=exc.expected, found=exc.found)
     listed: dict[str, str] = {}
     for name, sha in sums.items():
         rel = seal_target(name)
@@ -239,7 +241,7 @@ def configs_agree(dirs: ModelDirs, fmt: ModelFormat) -> CheckOutcome:
         "config (derived)": {"n_params": n_params},
     }
     if fmt == "meta":
-        params = json.loads((dirs.configs / "params.json").read_text())
+        params = read_json_object(dirs.configs / "params.json")
         adapter = yaml.safe_load((dirs.configs / "meta_adapter.yaml").read_text())
         args = meta_args(dirs)
         sources["params.json"] = {
@@ -260,7 +262,7 @@ def configs_agree(dirs: ModelDirs, fmt: ModelFormat) -> CheckOutcome:
     else:
         for path in (dirs.configs / "config.json", dirs.safetensors / "config.json"):
             if path.exists():
-                config = json.loads(path.read_text())
+                config = read_json_object(path)
                 name = path.relative_to(dirs.root).as_posix()
                 sources[name] = {**config, "dtype": config.get("torch_dtype")}
     disagreements = _disagreements(sources)

@@ -1,25 +1,61 @@
-"""Proof of the proof: corrupt one byte of each kind of artifact and show that the intended
-check fails with a message that says what and where, and that the revalidation run fails."""
+"""Proof of the proof: one fault per row, each applied to a private copy of the demo's storage
+(and its Dagster instance), then the ``revalidate`` plan over the affected model or partition.
+
+Each row names exactly the checks that must fail (every other check over that scope must pass)
+and a fragment of the message a person reads. The faults include the adversary's consistent
+rewrites (bytes changed and every hash inside the storage root recomputed to match), which only
+the seal in the instance's event log (``unchanged_since_materialization``) can catch.
+``docs/reliability.md`` lists these rows with the faults tested elsewhere.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
-from wmtp_assets.files.layout import Layout
+from wmtp_assets.defs.checks import ALL_CHECKS
+from wmtp_assets.files.layout import Layout, ModelDirs
 from wmtp_assets.graph_runs import Revalidation, verify_everything
 from wmtp_assets.settings import Settings
 
+SEALED = "unchanged_since_materialization"
 
-def _revalidate(settings: Settings, **selection: list[str]) -> Revalidation:
-    return verify_everything(settings, dg.DagsterInstance.ephemeral(), **selection)
+
+@contextmanager
+def _root_instance(settings: Settings) -> Iterator[dg.DagsterInstance]:
+    """The instance the demo recorded its runs in (``<root>/dagster_home``), as a newcomer's."""
+    with dg.DagsterInstance.from_config(str(settings.storage_root / "dagster_home")) as instance:
+        yield instance
+
+
+def _revalidate(
+    settings: Settings,
+    models: list[str] | None,
+    partitions: list[str] | None,
+    instance_home: Path | None = None,
+) -> Revalidation:
+    if instance_home is not None:
+        instance_home.mkdir(parents=True, exist_ok=True)
+        with dg.DagsterInstance.from_config(str(instance_home)) as other:
+            return verify_everything(settings, other, models=models, partitions=partitions)
+    with _root_instance(settings) as instance:
+        return verify_everything(settings, instance, models=models, partitions=partitions)
 
 
 def _failed(result: Revalidation) -> dict[str, str]:
     return {f"{r.asset}:{r.check}": r.summary for r in result.rows if not r.passed}
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _flip_byte(path: Path, offset: int) -> None:
@@ -28,77 +64,446 @@ def _flip_byte(path: Path, offset: int) -> None:
     path.write_bytes(bytes(data))
 
 
-def test_the_untouched_demo_storage_passes_every_check(copied_demo_storage: Settings) -> None:
-    result = _revalidate(copied_demo_storage)
-    assert _failed(result) == {}
-    assert result.failed_runs == []
-    assert len(result.rows) > 70
+def _edit_json(path: Path, edit: Callable[[dict], None]) -> None:
+    document = json.loads(path.read_text())
+    edit(document)
+    path.write_text(json.dumps(document, indent=2))
 
 
-def test_a_flipped_tensor_byte_fails_sha256(copied_demo_storage: Settings) -> None:
-    weights = Layout(copied_demo_storage.storage_root).model("micro_mtp").weights
-    _flip_byte(weights, weights.stat().st_size - 3)
-    result = _revalidate(copied_demo_storage, models=["micro_mtp"], partitions=[])
-    failed = _failed(result)
-    assert set(failed) == {"models/micro_mtp:sha256_matches"}
-    assert str(weights) in failed["models/micro_mtp:sha256_matches"]
-    assert "SHA256SUMS" in failed["models/micro_mtp:sha256_matches"]
-    assert result.failed_runs == ["models"]
+def _reseal_model(dirs: ModelDirs) -> None:
+    """What an adversary (or a careless hand) does after editing a model: recompute the hashes
+    and sizes ``metadata.json`` records, then ``SHA256SUMS``, as ``sha256sum`` would."""
+
+    def rehash(meta: dict) -> None:
+        for rel in meta["files"]:
+            meta["files"][rel] = _sha256(dirs.root / rel)
+            meta["size_bytes"][rel] = (dirs.root / rel).stat().st_size
+
+    _edit_json(dirs.metadata, rehash)
+    lines = []
+    for line in dirs.sha256sums.read_text().splitlines():
+        _, name = line.split("  ", 1)
+        lines.append(f"{_sha256(dirs.safetensors / name)}  {name}")
+    dirs.sha256sums.write_text("\n".join(lines) + "\n")
 
 
-def test_a_header_dtype_changed_to_i16_fails_dtype_check(copied_demo_storage: Settings) -> None:
-    weights = Layout(copied_demo_storage.storage_root).model("micro_ref").weights
+def _set_tensor_value(dirs: ModelDirs, value: float) -> None:
+    """Overwrite the first element of the first tensor with ``value`` (float16)."""
+    weights = dirs.weights
     data = bytearray(weights.read_bytes())
     (length,) = struct.unpack("<Q", data[:8])
-    header = data[8 : 8 + length]
-    position = header.index(b'"F16"')
-    header[position : position + 5] = b'"I16"'
-    data[8 : 8 + length] = header
+    header = json.loads(data[8 : 8 + length])
+    first = min((v["data_offsets"][0] for k, v in header.items() if k != "__metadata__"), default=0)
+    data[8 + length + first : 8 + length + first + 2] = struct.pack("<e", value)
     weights.write_bytes(bytes(data))
-    result = _revalidate(copied_demo_storage, models=["micro_ref"], partitions=[])
-    failed = _failed(result)
-    assert "models/micro_ref:dtype_is_float16" in failed
-    assert "not F16" in failed["models/micro_ref:dtype_is_float16"]
-    assert "I16" in failed["models/micro_ref:dtype_is_float16"]
-    assert "models/micro_ref:sha256_matches" in failed
-    assert result.failed_runs == ["models"]
 
 
-def test_a_corrupted_jsonl_row_fails_the_schema_check(copied_demo_storage: Settings) -> None:
-    jsonl = Layout(copied_demo_storage.storage_root).dataset("mbpp").jsonl("test")
+def _reseal_split(root: Path, dataset: str, split: str) -> None:
+    """Recompute the JSONL SHA256 its stats and index record (the index keeps its line layout:
+    a header line, then one problem per line)."""
+    dirs = Layout(root).dataset(dataset)
+    digest = _sha256(dirs.jsonl(split))
+    stats = json.loads(dirs.stats_file(split).read_text())
+    index = dirs.problem_index(split)
+    index.write_text(index.read_text().replace(stats["jsonl_sha256"], digest, 1))
+    stats["jsonl_sha256"] = digest
+    dirs.stats_file(split).write_text(json.dumps(stats, indent=2))
+
+
+def _rewrite_lines(path: Path, edit: Callable[[list[dict]], list[dict]]) -> None:
+    """Apply ``edit`` to the rows; rows it leaves equal keep their exact bytes."""
+    lines = path.read_text().splitlines(keepends=True)
+    original = {json.dumps(json.loads(line), sort_keys=True): line for line in lines}
+    edited = edit([json.loads(line) for line in lines])
+    path.write_text(
+        "".join(
+            original.get(json.dumps(row, sort_keys=True), json.dumps(row) + "\n") for row in edited
+        )
+    )
+
+
+# --- the faults -------------------------------------------------------------------------------
+
+
+def flipped_weights_byte(root: Path) -> None:
+    weights = Layout(root).model("micro_mtp").weights
+    _flip_byte(weights, weights.stat().st_size - 3)
+
+
+def header_dtype_i16(root: Path) -> None:
+    weights = Layout(root).model("micro_ref").weights
+    data = bytearray(weights.read_bytes())
+    (length,) = struct.unpack("<Q", data[:8])
+    position = data.index(b'"F16"', 8, 8 + length)
+    data[position : position + 5] = b'"I16"'
+    weights.write_bytes(bytes(data))
+
+
+def weights_rewritten_consistently(root: Path) -> None:
+    dirs = Layout(root).model("micro_mtp")
+    _set_tensor_value(dirs, 0.5)
+    _reseal_model(dirs)
+
+
+def infinity_resealed(root: Path) -> None:
+    dirs = Layout(root).model("micro_ref")
+    _set_tensor_value(dirs, float("inf"))
+    _reseal_model(dirs)
+
+
+def config_rewritten_consistently(root: Path) -> None:
+    dirs = Layout(root).model("micro_mtp")
+    _edit_json(dirs.configs / "config.json", lambda config: config.update(rope_theta=500000.0))
+    _reseal_model(dirs)
+
+
+def layer_count_changed_resealed(root: Path) -> None:
+    dirs = Layout(root).model("micro_ref")
+    config = dirs.configs / "config.json"
+    _edit_json(config, lambda c: c.update(num_hidden_layers=c["num_hidden_layers"] + 1))
+    _reseal_model(dirs)
+
+
+def metadata_deleted(root: Path) -> None:
+    Layout(root).model("micro_mtp").metadata.unlink()
+
+
+def metadata_not_json(root: Path) -> None:
+    Layout(root).model("micro_mtp").metadata.write_text('{"files": ')
+
+
+def tokenizer_flipped(root: Path) -> None:
+    _flip_byte(Layout(root).model("micro_mtp").tokenizer / "tokenizer.model", 100)
+
+
+def model_link_removed(root: Path) -> None:
+    (root / "models" / "micro-mtp").unlink()
+
+
+def raw_checkpoint_flipped(root: Path) -> None:
+    raw = Layout(root).model("meta_llama_mtp").raw / "7B_1T_4" / "consolidated.pth"
+    _flip_byte(raw, raw.stat().st_size // 2)
+
+
+def raw_record_deleted(root: Path) -> None:
+    (Layout(root).model("meta_llama_mtp").raw / "SOURCE.json").unlink()
+
+
+def jsonl_field_renamed(root: Path) -> None:
+    jsonl = Layout(root).dataset("mbpp").jsonl("test")
     lines = jsonl.read_bytes().splitlines(keepends=True)
     lines[1] = lines[1].replace(b'"output":', b'"outpux":', 1)
     jsonl.write_bytes(b"".join(lines))
-    result = _revalidate(copied_demo_storage, models=[], partitions=["mbpp.test"])
+
+
+def stats_count_changed(root: Path) -> None:
+    stats = Layout(root).dataset("codecontests").stats_file("valid")
+    _edit_json(stats, lambda s: s.update(records=s["records"] + 1))
+
+
+def stats_deleted(root: Path) -> None:
+    Layout(root).dataset("mbpp").stats_file("test").unlink()
+
+
+def stats_not_json(root: Path) -> None:
+    Layout(root).dataset("mbpp").stats_file("test").write_text("{")
+
+
+def output_rewritten_consistently(root: Path) -> None:
+    """One character of a solution changed to another of the same token count, and every hash
+    inside the root recomputed: the stored data now differs from what was materialized."""
+    dirs = Layout(root).dataset("mbpp")
+    jsonl = dirs.jsonl("test")
+    before = jsonl.read_text().splitlines(keepends=True)[0]
+
+    def edit(rows: list[dict]) -> list[dict]:
+        digit = next(c for c in rows[0]["output"] if c.isdigit())  # Llama-2 splits digits
+        rows[0]["output"] = rows[0]["output"].replace(digit, "7" if digit != "7" else "8", 1)
+        return rows
+
+    _rewrite_lines(jsonl, edit)
+    after = jsonl.read_text().splitlines(keepends=True)[0]
+    small = dirs.small_jsonl("test")
+    small.write_text(small.read_text().replace(before, after))
+    _reseal_split(root, "mbpp", "test")
+
+
+def task_id_duplicated_resealed(root: Path) -> None:
+    jsonl = Layout(root).dataset("mbpp").jsonl("test")
+
+    def edit(rows: list[dict]) -> list[dict]:
+        rows[1]["task_id"] = rows[0]["task_id"]
+        return rows
+
+    _rewrite_lines(jsonl, edit)
+    _reseal_split(root, "mbpp", "test")
+
+
+def over_long_output_resealed(root: Path) -> None:
+    jsonl = Layout(root).dataset("mbpp").jsonl("test")
+
+    def edit(rows: list[dict]) -> list[dict]:
+        rows[0]["output"] += "\n" + "pass\n" * 3000
+        return rows
+
+    _rewrite_lines(jsonl, edit)
+    _reseal_split(root, "mbpp", "test")
+
+
+def index_line_moved(root: Path) -> None:
+    index = Layout(root).dataset("mbpp").problem_index("test")
+    lines = index.read_text().splitlines(keepends=True)
+    entry = lines[1]  # the first problem: '"<id>":{...},'
+    body = entry.rstrip(",\n")
+    ((key, value),) = json.loads("{" + body + "}").items()
+    value["correct_indices"] = [i + 1 for i in value["correct_indices"]]
+    lines[1] = json.dumps({key: value})[1:-1] + entry[len(body) :]
+    index.write_text("".join(lines))
+
+
+def valid_problem_copied_into_test(root: Path) -> None:
+    dirs = Layout(root).dataset("codecontests")
+    leaked = dirs.jsonl("valid").read_text().splitlines(keepends=True)[0]
+    with dirs.jsonl("test").open("a") as test:
+        test.write(leaked)
+    _reseal_split(root, "codecontests", "test")
+
+
+def small_line_changed(root: Path) -> None:
+    small = Layout(root).dataset("mbpp").small_jsonl("test")
+    _rewrite_lines(small, lambda rows: [{**rows[0], "output": "pass"}, *rows[1:]])
+
+
+def eval_problem_removed(root: Path) -> None:
+    path = Layout(root).dataset("codecontests").eval_jsonl("valid")
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[1:]))
+
+
+def eval_tests_emptied(root: Path) -> None:
+    path = Layout(root).dataset("codecontests").tests_json("valid")
+    _edit_json(path, lambda tests: tests.update({k: {} for k in tests}))
+
+
+def dataset_link_removed(root: Path) -> None:
+    (root / "datasets" / "mbpp").unlink()
+
+
+def raw_shard_flipped(root: Path) -> None:
+    raw = Layout(root).dataset("mbpp").raw
+    shard = next(p for p in sorted(raw.rglob("*.parquet")) if "test" in p.name)
+    _flip_byte(shard, shard.stat().st_size // 2)
+
+
+@dataclass(frozen=True)
+class Fault:
+    corrupt: Callable[[Path], None]
+    models: list[str]
+    partitions: list[str]
+    fails: set[str]
+    says: str
+    primary: str = ""
+    """The check whose message holds ``says`` (default: the first of ``fails`` by key)."""
+
+
+def _model(corrupt: Callable[[Path], None], model: str, fails: set[str], says: str) -> Fault:
+    return Fault(corrupt, [model], [], {f"models/{model}:{c}" for c in fails}, says)
+
+
+def _split(
+    corrupt: Callable[[Path], None], part: str, fails: set[str], says: str, primary: str = ""
+) -> Fault:
+    return Fault(corrupt, [], [part], set(fails), says, primary)
+
+
+FAULTS = {
+    "flipped_weights_byte": _model(
+        flipped_weights_byte, "micro_mtp", {"sha256_matches", SEALED}, "SHA256SUMS"
+    ),
+    "header_dtype_i16": _model(
+        header_dtype_i16,
+        "micro_ref",
+        {"dtype_is_float16", "sha256_matches", SEALED},
+        "I16",
+    ),
+    "weights_rewritten_consistently": _model(
+        weights_rewritten_consistently, "micro_mtp", {SEALED}, "changed since materialization"
+    ),
+    "infinity_resealed": _model(
+        infinity_resealed, "micro_ref", {"values_are_finite", "forward_pass", SEALED}, "Inf"
+    ),
+    "config_rewritten_consistently": _model(
+        config_rewritten_consistently, "micro_mtp", {SEALED}, "config.json"
+    ),
+    "layer_count_changed_resealed": _model(
+        layer_count_changed_resealed,
+        "micro_ref",
+        {"configs_agree", "keys_and_shapes_match_config", "size_matches_config", "forward_pass"}
+        | {SEALED},
+        "n_params",
+    ),
+    "metadata_deleted": _model(
+        metadata_deleted,
+        "micro_mtp",
+        {"sha256_matches", "dtype_is_float16", "configs_agree", "forward_pass", SEALED},
+        "metadata.json",
+    ),
+    "metadata_not_json": _model(
+        metadata_not_json,
+        "micro_mtp",
+        {"sha256_matches", "dtype_is_float16", "configs_agree", "forward_pass", SEALED},
+        "metadata.json",
+    ),
+    "tokenizer_flipped": _model(
+        tokenizer_flipped,
+        "micro_mtp",
+        {"tokenizer_sha256_shared", "sha256_matches", SEALED},
+        "tokenizer.model",
+    ),
+    "model_link_removed": _model(
+        model_link_removed, "micro_mtp", {"trainer_path_of_model"}, "micro-mtp"
+    ),
+    "raw_checkpoint_flipped": Fault(
+        raw_checkpoint_flipped,
+        ["meta_llama_mtp"],
+        [],
+        {"models/meta_llama_mtp/raw:raw_matches_source", f"models/meta_llama_mtp/raw:{SEALED}"},
+        "consolidated.pth",
+    ),
+    "raw_record_deleted": Fault(
+        raw_record_deleted,
+        ["meta_llama_mtp"],
+        [],
+        {"models/meta_llama_mtp/raw:raw_matches_source"},
+        "SOURCE.json",
+    ),
+    "jsonl_field_renamed": _split(
+        jsonl_field_renamed,
+        "mbpp.test",
+        {"datasets/processed:records_match_schema", "datasets/processed:token_limit_respected"}
+        | {"datasets/stats:counts_match_stats", "datasets/small:small_is_subset"}
+        | {f"datasets/processed:{SEALED}"},
+        "output",
+    ),
+    "stats_count_changed": _split(
+        stats_count_changed,
+        "codecontests.valid",
+        {"datasets/stats:counts_match_stats", f"datasets/stats:{SEALED}"},
+        "records",
+    ),
+    "stats_deleted": _split(
+        stats_deleted,
+        "mbpp.test",
+        {"datasets/stats:counts_match_stats", f"datasets/stats:{SEALED}"},
+        "test_stats.json",
+    ),
+    "stats_not_json": _split(
+        stats_not_json,
+        "mbpp.test",
+        {"datasets/stats:counts_match_stats", f"datasets/stats:{SEALED}"},
+        "test_stats.json",
+    ),
+    "output_rewritten_consistently": _split(
+        output_rewritten_consistently,
+        "mbpp.test",
+        {f"datasets/{a}:{SEALED}" for a in ("processed", "problem_index", "stats", "small")},
+        "changed since materialization",
+    ),
+    "task_id_duplicated_resealed": _split(
+        task_id_duplicated_resealed,
+        "mbpp.test",
+        {"datasets/processed:task_ids_unique_and_labelled"}
+        | {"datasets/problem_index:index_matches_records", "datasets/small:small_is_subset"}
+        | {f"datasets/{a}:{SEALED}" for a in ("processed", "problem_index", "stats")},
+        "task_id",
+        "datasets/processed:task_ids_unique_and_labelled",
+    ),
+    "over_long_output_resealed": _split(
+        over_long_output_resealed,
+        "mbpp.test",
+        {"datasets/processed:token_limit_respected", "datasets/small:small_is_subset"}
+        | {f"datasets/{a}:{SEALED}" for a in ("processed", "problem_index", "stats")},
+        "2048",
+        "datasets/processed:token_limit_respected",
+    ),
+    "index_line_moved": _split(
+        index_line_moved,
+        "mbpp.test",
+        {"datasets/problem_index:index_matches_records", f"datasets/problem_index:{SEALED}"},
+        "line",
+    ),
+    "valid_problem_copied_into_test": _split(
+        valid_problem_copied_into_test,
+        "codecontests.test",
+        {"datasets/processed:splits_disjoint", "datasets/stats:counts_match_stats"}
+        | {"datasets/problem_index:index_matches_records"}
+        | {f"datasets/{a}:{SEALED}" for a in ("processed", "problem_index", "stats")},
+        "valid",
+        "datasets/processed:splits_disjoint",
+    ),
+    "small_line_changed": _split(
+        small_line_changed,
+        "mbpp.test",
+        {"datasets/small:small_is_subset", f"datasets/small:{SEALED}"},
+        "test_small.jsonl",
+    ),
+    "eval_problem_removed": _split(
+        eval_problem_removed,
+        "codecontests.valid",
+        {"datasets/eval_problems:eval_problems_cover_split", f"datasets/eval_problems:{SEALED}"},
+        "valid_eval.jsonl",
+    ),
+    "eval_tests_emptied": _split(
+        eval_tests_emptied,
+        "codecontests.valid",
+        {"datasets/eval_tests:eval_tests_cover_split", f"datasets/eval_tests:{SEALED}"},
+        "valid_tests.json",
+    ),
+    "dataset_link_removed": _split(
+        dataset_link_removed, "mbpp.test", {"datasets/processed:trainer_path_of_dataset"}, "mbpp"
+    ),
+    "raw_shard_flipped": _split(
+        raw_shard_flipped,
+        "mbpp.test",
+        {"datasets/raw:raw_matches_source", f"datasets/raw:{SEALED}"},
+        "parquet",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FAULTS))
+def test_each_fault_fails_exactly_its_checks(copied_demo_storage: Settings, name: str) -> None:
+    fault = FAULTS[name]
+    fault.corrupt(copied_demo_storage.storage_root)
+    result = _revalidate(copied_demo_storage, fault.models, fault.partitions)
     failed = _failed(result)
-    assert "datasets/processed:records_match_schema" in failed
-    message = failed["datasets/processed:records_match_schema"]
-    assert "line 1" in message and "output" in message
-    assert "datasets/stats:counts_match_stats" in failed  # the SHA256 no longer matches either
-    assert result.failed_runs == ["mbpp.test"]
+    assert set(failed) == fault.fails, "\n".join(f"{k}: {v}" for k, v in sorted(failed.items()))
+    first = failed[fault.primary or min(fault.fails)]
+    assert fault.says in first, first
+    assert "\n" not in first  # one line a person reads
+    assert result.failed_runs == (fault.partitions or ["models"])
 
 
-def test_a_changed_stats_count_fails_counts_match_stats(copied_demo_storage: Settings) -> None:
-    dirs = Layout(copied_demo_storage.storage_root).dataset("codecontests")
-    stats_file = dirs.stats_file("valid")
-    stats = json.loads(stats_file.read_text())
-    stats["records"] += 1
-    stats_file.write_text(json.dumps(stats))
-    result = _revalidate(copied_demo_storage, models=[], partitions=["codecontests.valid"])
-    failed = _failed(result)
-    assert set(failed) == {"datasets/stats:counts_match_stats"}
-    assert f"'records': {stats['records'] - 1}" in failed["datasets/stats:counts_match_stats"]
-    assert result.failed_runs == ["codecontests.valid"]
+def test_every_check_is_failed_by_some_fault() -> None:
+    caught = {key.rsplit(":", 1)[1] for fault in FAULTS.values() for key in fault.fails}
+    every = {spec.name for checks in ALL_CHECKS for spec in checks.check_specs}
+    assert every - caught == set()
 
 
-def test_a_changed_tokenizer_fails_the_shared_tokenizer_check(
-    copied_demo_storage: Settings,
+def test_the_untouched_demo_storage_passes_every_check(copied_demo_storage: Settings) -> None:
+    result = _revalidate(copied_demo_storage, None, None)
+    assert _failed(result) == {}
+    assert result.failed_runs == []
+    checked = {r.check for r in result.rows}
+    assert SEALED in checked and "raw_matches_source" in checked
+
+
+def test_without_the_materializing_instance_nothing_is_sealed(
+    copied_demo_storage: Settings, tmp_path: Path
 ) -> None:
-    tokenizer = Layout(copied_demo_storage.storage_root).model("micro_mtp").tokenizer
-    _flip_byte(tokenizer / "tokenizer.model", 100)
-    result = _revalidate(copied_demo_storage, models=["micro_mtp"], partitions=[])
+    """Storage checked against an instance that never materialized it: every other check passes;
+    the seal check says so (a warning, not a silent pass)."""
+    result = _revalidate(copied_demo_storage, ["micro_mtp"], [], instance_home=tmp_path / "other")
     failed = _failed(result)
-    assert "models/micro_mtp:tokenizer_sha256_shared" in failed
-    message = failed["models/micro_mtp:tokenizer_sha256_shared"]
-    assert "tokenizer.model" in message and "WMTP_TOKENIZER_SHA256" in message
-    assert result.failed_runs == ["models"]
+    assert set(failed) == {f"models/micro_mtp:{SEALED}"}
+    assert failed[f"models/micro_mtp:{SEALED}"].startswith("not sealed:")
+    assert "no materialization recorded" in failed[f"models/micro_mtp:{SEALED}"]
