@@ -173,7 +173,7 @@ def token_limit_respected(
                 file=str(jsonl),
                 line=number,
             )
-        instruction, problem_input, output = counter.count(texts)
+        instruction, problem_input, output = counter.count([str(text) for text in texts])
         total = instruction + problem_input + output
         if output != lengths[number] or total > max_tokens:
             return CheckOutcome.fail(
