@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -188,7 +189,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-_CODE_LOCATION = ["-m", "wmtp_assets.definitions"]
+_CODE_LOCATION = ["-w", str(files("wmtp_assets") / "workspace.yaml")]
+"""The packaged workspace (``workspace.yaml`` at the repo root links to it): the location is named
+``wmtp_assets`` whichever way the UI is started."""
 
 COMMANDS = {"demo": demo, "verify": verify, "report": report, "ui": ui}
 
