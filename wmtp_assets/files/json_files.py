@@ -51,9 +51,12 @@ def read_json_object(path: Path, expected: str = "a JSON object") -> dict[str, A
     return data
 
 
-def validate_json(model: type[M], data: bytes | str | dict[str, Any], path: Path) -> M:
-    """``data`` (read from ``path``) as ``model``; errors name the file and the first field."""
-    expected = f"a valid {model.__name__}"
+def validate_json(
+    model: type[M], data: bytes | str | dict[str, Any], path: Path, expected: str = ""
+) -> M:
+    """``data`` (read from ``path``) as ``model``; errors name the file, ``expected`` (default:
+    the model's name) and the first field."""
+    expected = expected or f"a valid {model.__name__}"
     try:
         if isinstance(data, dict):
             return model.model_validate(data)
@@ -64,6 +67,6 @@ def validate_json(model: type[M], data: bytes | str | dict[str, Any], path: Path
         raise InvalidJsonFileError(path, expected, first_validation_error(exc)) from None
 
 
-def read_json_model(model: type[M], path: Path) -> M:
+def read_json_model(model: type[M], path: Path, expected: str = "") -> M:
     """The file at ``path`` as ``model`` (a missing file raises ``FileNotFoundError``)."""
-    return validate_json(model, path.read_bytes(), path)
+    return validate_json(model, path.read_bytes(), path, expected)

@@ -76,7 +76,7 @@ def sha256_matches(dirs: ModelDirs) -> CheckOutcome:
     except ValueError as exc:
         return CheckOutcome.fail(str(exc), file=str(dirs.sha256sums))
     try:
-        recorded = read_json_model(ModelMetadata, dirs.metadata).files
+        recorded = read_json_model(ModelMetadata, dirs.metadata, "a valid metadata.json").files
     except InvalidJsonFileError as exc:
         return CheckOutcome.fail(str(exc), file=exc.file, expected=exc.expected, found=exc.found)
     listed: dict[str, str] = {}
