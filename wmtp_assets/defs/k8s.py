@@ -40,27 +40,44 @@ K8S_CONFIG_TAG = "dagster-k8s/config"
 
 _GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
-# Sized for the real checkpoints: the 7B float16 forward pass holds ~14 GB of weights on the GPU
-# and reads them through host memory; a conversion keeps one tensor at a time in memory plus the
-# page cache of the mmapped checkpoint.
+# Pod sizes from the measurements in docs/performance.md (7B-shaped checkpoints, dim 4096, FFN
+# 11008, vocab 32000). Memory limits count the container's cgroup, which also charges the page
+# cache of the mmapped checkpoints; the kernel reclaims those clean pages before it kills the
+# pod, so a limit above the anonymous peak is enough. Requests are what the scheduler reserves.
 _POD_CONFIG: dict[StepKind, dict[str, Any]] = {
+    # forward_pass streams one stage at a time ("Forward-pass check" in docs/performance.md):
+    # peak 1028 MB anonymous host memory at K = 4 and K = 8 blocks, flat in K, so the same at the
+    # real 32 blocks (interpreter and torch ~220 MB + one fp32 block, 810 MB). On the GPU a stage
+    # holds the source and the converted block in fp32 (2 x 810 MB) plus the CUDA context: any
+    # GPU with 4 GB is enough (derived from those sizes, not measured on a GPU). The CUDA runtime
+    # adds host memory of its own (~1 GB, not measured here), hence 3Gi requested, 6Gi limit.
+    # Kubernetes hands out whole GPUs: one nvidia.com/gpu, and the toleration lets the pod onto
+    # GPU nodes tainted the usual way (the GPU request alone already keeps it off other nodes).
     "gpu_check": {
         "container_config": {
             "resources": {
-                "requests": {"cpu": "4", "memory": "32Gi"},
-                "limits": {"memory": "64Gi", "nvidia.com/gpu": 1},
+                "requests": {"cpu": "2", "memory": "3Gi"},
+                "limits": {"memory": "6Gi", "nvidia.com/gpu": "1"},
             }
         },
         "pod_spec_config": {"tolerations": [_GPU_TOLERATION]},
     },
+    # The float16 conversion streams tensors from the mmapped checkpoint ("Conversion" in
+    # docs/performance.md): peak RSS 997-1000 MB at K = 2, 4, 8, flat in K (interpreter and torch
+    # ~240 MB + one reused fp16 buffer of the largest tensor, 262 MB + up to 524 MB of that
+    # tensor's mapped pages). 2Gi requested, 4Gi limit leaves room for the configs and the
+    # background re-hash of the raw files. CPU: it keeps both cores of the bench machine busy
+    # (~1.9 CPU-seconds per GB of fp32 source: SHA256, cast and range check overlap), hence 2.
     "convert": {
         "container_config": {
             "resources": {
-                "requests": {"cpu": "4", "memory": "16Gi"},
-                "limits": {"memory": "32Gi"},
+                "requests": {"cpu": "2", "memory": "2Gi"},
+                "limits": {"memory": "4Gi"},
             }
         },
     },
+    # Hub downloads stream to disk and hash as they go; not measured in bench/. The interpreter
+    # with torch imported is ~240 MB (docs/performance.md); 2Gi / 8Gi is a generous guess.
     "download": {
         "container_config": {
             "resources": {

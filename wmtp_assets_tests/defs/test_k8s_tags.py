@@ -68,7 +68,7 @@ def test_heavy_steps_carry_k8s_pod_config_under_wmtp_k8s(
     assert tagged == expected
 
     forward = tagged["models/meta_llama_mtp/safetensors:forward_pass"]
-    assert forward["container_config"]["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert forward["container_config"]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     convert = tagged["models/meta_llama_mtp/safetensors"]
     assert "nvidia.com/gpu" not in convert["container_config"]["resources"]["limits"]
 
