@@ -11,6 +11,11 @@ and the ``revalidate`` job runs them per partition. In a revalidation run (tag
 ``wmtp/revalidation=true``) a failed check also fails its run, so cron, the run list and exit
 codes show it; after a materialization a failed non-blocking check is reported only.
 
+The checks of one step run together as one op (a ``multi_asset_check``), the GPU check apart in
+pool ``gpu``: every op is a process (or a pod) with a start-up cost of its own, and one op per
+check made a one-partition run of tiny data mostly start-ups. Every check is still its own
+result, selectable alone.
+
 Every asset also gets ``unchanged_since_materialization``: its files against the SHA256s its
 latest materialization recorded in this instance's event log (``defs.metadata.sealed_files``),
 so a rewrite outside Dagster fails even where it is consistent with every other file; and every
@@ -19,7 +24,7 @@ raw asset gets ``raw_matches_source``: its bytes re-hashed against ``raw/SOURCE.
 
 import json
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import ModuleType
@@ -28,6 +33,7 @@ import dagster as dg
 
 from wmtp_assets.data.partitions import Partition
 from wmtp_assets.defs.datasets import (
+    DATASET_ASSETS,
     EVAL_PROBLEMS,
     EVAL_TESTS,
     PARTITIONS,
@@ -44,6 +50,7 @@ from wmtp_assets.defs.models import (
     META_SAFETENSORS,
     MICRO_MTP,
     MICRO_REF,
+    MODEL_ASSETS,
     SHEARED_RAW,
     SHEARED_SAFETENSORS,
     TOKENIZER,
@@ -92,21 +99,23 @@ class CheckSpec:
     partitioned: bool = False
 
 
-def to_check_result(outcome: CheckOutcome) -> dg.AssetCheckResult:
+def to_check_result(outcome: CheckOutcome, key: dg.AssetCheckKey) -> dg.AssetCheckResult:
     """The outcome as a result a person reads: the summary, then every detail as metadata."""
     metadata: dict[str, dg.MetadataValue] = {"summary": dg.MetadataValue.text(outcome.summary)}
-    for key, value in outcome.details.items():
+    for name, value in outcome.details.items():
         if isinstance(value, bool):
-            metadata[key] = dg.MetadataValue.bool(value)
+            metadata[name] = dg.MetadataValue.bool(value)
         elif isinstance(value, int):
-            metadata[key] = dg.MetadataValue.int(value)
+            metadata[name] = dg.MetadataValue.int(value)
         elif isinstance(value, float):
-            metadata[key] = dg.MetadataValue.float(value)
+            metadata[name] = dg.MetadataValue.float(value)
         elif isinstance(value, str):
-            metadata[key] = dg.MetadataValue.text(value)
+            metadata[name] = dg.MetadataValue.text(value)
         else:
-            metadata[key] = dg.MetadataValue.json(json.loads(json.dumps(value, default=str)))
+            metadata[name] = dg.MetadataValue.json(json.loads(json.dumps(value, default=str)))
     return dg.AssetCheckResult(
+        asset_key=key.asset_key,
+        check_name=key.name,
         passed=outcome.passed,
         severity=(
             dg.AssetCheckSeverity.WARN
@@ -118,38 +127,72 @@ def to_check_result(outcome: CheckOutcome) -> dg.AssetCheckResult:
     )
 
 
-def report_outcome(
-    context: dg.AssetCheckExecutionContext, name: str, outcome: CheckOutcome
-) -> Iterator[dg.AssetCheckResult]:
-    """Yield the check result; in a revalidation run, then fail the step on a failed check.
+def _key(spec: CheckSpec) -> dg.AssetCheckKey:
+    return dg.AssetCheckKey(spec.asset, spec.name)
 
-    A failed asset check does not fail a Dagster run by itself; revalidation runs must.
+
+def _define_step_checks(step: str, specs: Sequence[CheckSpec]) -> dg.AssetChecksDefinition:
+    """One op running ``specs`` (the checks of one step, all GPU or none) in order.
+
+    Each selected check yields its result; in a revalidation run (tag ``wmtp/revalidation``)
+    the op then fails if any failed, since a failed check does not fail a Dagster run by
+    itself and revalidation runs must (after a materialization a failure is reported only).
     """
-    yield to_check_result(outcome)
-    if not outcome.passed and context.run.tags.get(REVALIDATION_TAG) == "true":
-        raise dg.Failure(description=f"check {name} failed: {outcome.summary}")
+    gpu = specs[0].gpu
+    partitioned = specs[0].partitioned
+    assert all(s.gpu == gpu and s.partitioned == partitioned for s in specs), step
+    by_key = {_key(spec): spec for spec in specs}
 
-
-def define_check(spec: CheckSpec) -> dg.AssetChecksDefinition:
-    """The Dagster check for ``spec``: pool ``gpu`` and the GPU pod tags for GPU checks."""
-
-    @dg.asset_check(  # type: ignore[arg-type]  # Dagster types the body as returning one result
-        asset=spec.asset,
-        name=spec.name,
-        blocking=spec.blocking,
-        partitions_def=PARTITIONS if spec.partitioned else None,
-        pool="gpu" if spec.gpu else None,
-        op_tags=k8s_op_tags("gpu_check") if spec.gpu else None,
-        description=(getattr(spec.source, spec.name).__doc__ or "").strip(),
+    @dg.multi_asset_check(
+        name=f"{step}__{'gpu_checks' if gpu else 'checks'}",
+        specs=[
+            dg.AssetCheckSpec(
+                spec.name,
+                asset=spec.asset,
+                blocking=spec.blocking,
+                partitions_def=PARTITIONS if partitioned else None,
+                description=(getattr(spec.source, spec.name).__doc__ or "").strip(),
+            )
+            for spec in specs
+        ],
+        can_subset=True,
+        pool="gpu" if gpu else None,
+        op_tags=k8s_op_tags("gpu_check") if gpu else None,
     )
-    def _check(
+    def _checks(
         context: dg.AssetCheckExecutionContext, wmtp: WmtpResource
     ) -> Iterator[dg.AssetCheckResult]:
-        part = Partition.parse(context.partition_key) if spec.partitioned else None
-        given = CheckInput(wmtp, part, context.instance, spec.asset)
-        yield from report_outcome(context, spec.name, guarded(lambda: spec.body(given)))
+        part = Partition.parse(context.partition_key) if partitioned else None
+        selected = context.selected_asset_check_keys
+        failed: list[str] = []
+        for key, spec in by_key.items():
+            if key not in selected:
+                continue
+            given = CheckInput(wmtp, part, context.instance, spec.asset)
+            outcome = guarded(lambda: spec.body(given))  # noqa: B023  # called at once
+            yield to_check_result(outcome, key)
+            if not outcome.passed:
+                failed.append(f"{key.to_user_string()}: {outcome.summary}")
+        if failed and context.run.tags.get(REVALIDATION_TAG) == "true":
+            more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+            raise dg.Failure(description=f"check {failed[0]}{more}")
 
-    return _check
+    return _checks
+
+
+def define_checks(
+    specs: Sequence[CheckSpec], step_of: Mapping[dg.AssetKey, str]
+) -> list[dg.AssetChecksDefinition]:
+    """The ops for ``specs``: one per materializing step (``step_of`` an asset), GPU apart."""
+    groups: dict[tuple[str, bool], list[CheckSpec]] = {}
+    for spec in specs:
+        groups.setdefault((step_of[spec.asset], spec.gpu), []).append(spec)
+    return [_define_step_checks(step, group) for (step, _), group in groups.items()]
+
+
+def _steps(assets: Sequence[dg.AssetsDefinition]) -> dict[dg.AssetKey, str]:
+    """Which op materializes each asset (a multi-asset's assets share one)."""
+    return {key: asset.node_def.name for asset in assets for key in asset.keys}
 
 
 def latest_seal(
@@ -349,8 +392,8 @@ DATASET_CHECK_SPECS = [
     ),
 ]
 
-MODEL_CHECKS = [define_check(spec) for spec in MODEL_CHECK_SPECS]
+MODEL_CHECKS = define_checks(MODEL_CHECK_SPECS, _steps(MODEL_ASSETS))
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", dg.PreviewWarning)
-    DATASET_CHECKS = [define_check(spec) for spec in DATASET_CHECK_SPECS]
+    DATASET_CHECKS = define_checks(DATASET_CHECK_SPECS, _steps(DATASET_ASSETS))
 ALL_CHECKS = [*MODEL_CHECKS, *DATASET_CHECKS]

@@ -5,7 +5,7 @@ Mechanism: per-partition runs of one checks-only job. The dataset checks are par
 Dagster preview feature), and a checks-only job has no partitions of its own, so each dataset
 partition gets its own run tagged ``dagster/partition=<key>``; one more run covers the
 (unpartitioned) model checks. Every run carries ``wmtp/revalidation=true``, which makes a failed
-check fail its run (``checks.report_outcome``): the run list shows red per partition and
+check fail its run (the check ops in ``checks``): the run list shows red per partition and
 the checks tab shows which check and why. Nothing is re-materialized.
 
 What is covered: every model and partition with any file in storage, and every one the
