@@ -43,7 +43,7 @@ from wmtp_assets.defs.datasets import (
     SMALL,
     STATS,
 )
-from wmtp_assets.defs.k8s import k8s_op_tags
+from wmtp_assets.defs.executor import step_tags
 from wmtp_assets.defs.metadata import SEALED_FILES
 from wmtp_assets.defs.models import (
     META_RAW,
@@ -157,7 +157,7 @@ def _define_step_checks(step: str, specs: Sequence[CheckSpec]) -> dg.AssetChecks
         ],
         can_subset=True,
         pool="gpu" if gpu else None,
-        op_tags=k8s_op_tags("gpu_check") if gpu else None,
+        op_tags=step_tags("gpu_check") if gpu else None,
     )
     def _checks(
         context: dg.AssetCheckExecutionContext, wmtp: WmtpResource

@@ -25,8 +25,8 @@ from wmtp_assets.data.eval_files import EvalReport, write_eval_files
 from wmtp_assets.data.partitions import PARTITION_KEYS, Partition
 from wmtp_assets.data.pipeline import process_split
 from wmtp_assets.data.small_subset import build_small_subset
+from wmtp_assets.defs.executor import step_tags
 from wmtp_assets.defs.explain import explained
-from wmtp_assets.defs.k8s import k8s_op_tags
 from wmtp_assets.defs.metadata import OWNERS, asset_tags, sealed_files, stats_entries
 from wmtp_assets.defs.models import TOKENIZER
 from wmtp_assets.defs.raw_fetch import fetch_raw
@@ -53,7 +53,7 @@ PIPELINE_CODE_VERSION = "alpaca-v1"
     partitions_def=PARTITIONS,
     kinds={"huggingface", "parquet"},
     pool="download",
-    op_tags=k8s_op_tags("download"),
+    op_tags=step_tags("download"),
     owners=OWNERS,
     tags=asset_tags("upstream"),
     description="`datasets_v2/<dataset>/raw/`: the split's upstream parquet shards at the pinned "

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from wmtp_assets.defs.executor import step_tags
 from wmtp_assets.defs.explain import explained
-from wmtp_assets.defs.k8s import k8s_op_tags
 from wmtp_assets.defs.metadata import (
     OWNERS,
     asset_tags,
@@ -56,7 +56,7 @@ MICRO_REF = dg.AssetKey(["models", "micro_ref"])
     group_name=GROUP,
     kinds={"huggingface"},
     pool="download",
-    op_tags=k8s_op_tags("download"),
+    op_tags=step_tags("download"),
     owners=OWNERS,
     tags=asset_tags("upstream"),
     description="`models_v2/meta-llama-mtp/raw/`: the Meta 7B_1T_4 consolidated.pth, "
@@ -207,7 +207,7 @@ def _materialize_result(
     group_name=GROUP,
     kinds={"huggingface"},
     pool="download",
-    op_tags=k8s_op_tags("download"),
+    op_tags=step_tags("download"),
     owners=OWNERS,
     tags=asset_tags("upstream"),
     description="`models_v2/ref-sheared-llama-2.7b/raw/`: the Sheared-LLaMA-2.7B float32 "
@@ -233,7 +233,7 @@ def sheared_raw(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.Mat
     group_name=GROUP,
     kinds={"pytorch", "safetensors"},
     code_version=CONVERSION_CODE_VERSION,
-    op_tags=k8s_op_tags("convert"),
+    op_tags=step_tags("convert"),
     owners=OWNERS,
     tags=asset_tags("converted"),
     description="`models_v2/meta-llama-mtp/safetensors/model.safetensors` (with SHA256SUMS, "
@@ -261,7 +261,7 @@ def meta_safetensors(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> d
     group_name=GROUP,
     kinds={"pytorch", "safetensors"},
     code_version=CONVERSION_CODE_VERSION,
-    op_tags=k8s_op_tags("convert"),
+    op_tags=step_tags("convert"),
     owners=OWNERS,
     tags=asset_tags("converted"),
     description="`models_v2/ref-sheared-llama-2.7b/safetensors/model.safetensors` (with "
