@@ -19,6 +19,7 @@ import dagster as dg
 # Dagster exposes the in-process and multiprocess executors only as ExecutorDefinitions; one that
 # picks between them per run has to build them itself (their constructors are not public API).
 from dagster._core.definitions.executor_definition import (
+    IN_PROC_CONFIG,
     MULTI_PROC_CONFIG,
     _core_multiprocess_executor_creation,
     multiple_process_executor_requirements,
@@ -51,14 +52,23 @@ def needs_isolation(job: dg.JobDefinition) -> bool:
 
 @dg.executor(
     name="wmtp_local",
-    config_schema=MULTI_PROC_CONFIG,
+    config_schema=dg.Field(
+        dg.Selector({"multiprocess": MULTI_PROC_CONFIG, "in_process": IN_PROC_CONFIG}),  # type: ignore[no-untyped-call]
+        is_required=False,
+        description="Omit to choose per run; name one to force it (as Dagster's default).",
+    ),
     requirements=multiple_process_executor_requirements(),
 )
 def local_executor(init_context: dg.InitExecutorContext) -> Executor:
-    """Multiprocess (forkserver, preloaded) for runs with an isolated step, else in-process."""
-    config = dict(init_context.executor_config)
-    if not needs_isolation(init_context.job.get_definition()):
-        return InProcessExecutor(retries=RetryMode.from_config(config["retries"]))  # type: ignore[arg-type]
+    """Multiprocess (forkserver, preloaded) for runs with an isolated step, else in-process;
+    ``multiprocess`` or ``in_process`` in the run's execution config forces one."""
+    chosen: dict[str, Any] = dict(init_context.executor_config or {})
+    if "in_process" in chosen or (
+        "multiprocess" not in chosen and not needs_isolation(init_context.job.get_definition())
+    ):
+        retries = (chosen.get("in_process") or {}).get("retries", {"enabled": {}})
+        return InProcessExecutor(retries=RetryMode.from_config(retries))  # type: ignore[arg-type]
+    config = dict(chosen.get("multiprocess") or {"retries": {"enabled": {}}})
     config.setdefault("start_method", {"forkserver": {"preload_modules": PRELOADED}})
     return _core_multiprocess_executor_creation(config)
 
