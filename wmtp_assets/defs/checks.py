@@ -56,6 +56,7 @@ from wmtp_assets.defs.models import (
     TOKENIZER,
 )
 from wmtp_assets.defs.resources import WmtpResource
+from wmtp_assets.files.hashing import shared_hashes
 from wmtp_assets.files.layout import ModelDirs
 from wmtp_assets.validate import dataset_checks as dc
 from wmtp_assets.validate import model_checks as mc
@@ -163,13 +164,16 @@ def _define_step_checks(step: str, specs: Sequence[CheckSpec]) -> dg.AssetChecks
         context: dg.AssetCheckExecutionContext, wmtp: WmtpResource
     ) -> Iterator[dg.AssetCheckResult]:
         part = Partition.parse(context.partition_key) if partitioned else None
-        selected = context.selected_asset_check_keys
+        selected = [key for key in by_key if key in context.selected_asset_check_keys]
+
+        def run(key: dg.AssetCheckKey) -> CheckOutcome:
+            spec = by_key[key]
+            return guarded(lambda: spec.body(CheckInput(wmtp, part, context.instance, spec.asset)))
+
+        with shared_hashes():  # the step's checks read the same files: hash each once
+            outcomes = [(key, run(key)) for key in selected]
         failed: list[str] = []
-        for key, spec in by_key.items():
-            if key not in selected:
-                continue
-            given = CheckInput(wmtp, part, context.instance, spec.asset)
-            outcome = guarded(lambda: spec.body(given))  # noqa: B023  # called at once
+        for key, outcome in outcomes:
             yield to_check_result(outcome, key)
             if not outcome.passed:
                 failed.append(f"{key.to_user_string()}: {outcome.summary}")

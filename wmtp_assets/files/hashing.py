@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 CHUNK = 8 << 20
@@ -21,8 +23,37 @@ class ChecksumFileError(ValueError):
     """A ``SHA256SUMS`` file that cannot be parsed."""
 
 
+_SHARED: ContextVar[dict[tuple[str, int, int, int], str] | None] = ContextVar(
+    "shared_sha256", default=None
+)
+
+
+@contextmanager
+def shared_hashes() -> Iterator[None]:
+    """Within the block, a file already hashed is not read again while its path, size, mtime and
+    inode stay the same: the checks of one step hash the same files (``sha256_matches`` and the
+    seal the weights, ``raw_matches_source`` and the seal a 27 GB checkpoint). Keep the block to
+    one pass of checks; outside it every call reads the file."""
+    token = _SHARED.set({})
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
 def sha256_file(path: Path | str) -> str:
     """Hex SHA256 of a file (``hashlib.file_digest``: bounded memory, no Python loop)."""
+    shared = _SHARED.get()
+    if shared is None:
+        return _read_sha256(path)
+    stat = os.stat(path)
+    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    if key not in shared:
+        shared[key] = _read_sha256(path)
+    return shared[key]
+
+
+def _read_sha256(path: Path | str) -> str:
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 

@@ -13,6 +13,7 @@ from wmtp_assets.files.hashing import (
     read_sha256sums,
     sha256_file,
     sha256sums_bytes,
+    shared_hashes,
 )
 
 
@@ -23,6 +24,28 @@ def test_sha256_file_matches_hashlib_over_buffer_boundaries(tmp_path: Path) -> N
     assert sha256_file(path) == hashlib.sha256(data).hexdigest()
     path.write_bytes(b"")
     assert sha256_file(path) == hashlib.sha256(b"").hexdigest()
+
+
+def test_shared_hashes_read_a_file_once_and_a_changed_file_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "weights"
+    path.write_bytes(b"a" * 1000)
+    reads: list[str] = []
+    real = hashlib.file_digest
+    monkeypatch.setattr(
+        hashlib, "file_digest", lambda fh, name: reads.append(name) or real(fh, name)
+    )
+    with shared_hashes():
+        first, second = sha256_file(path), sha256_file(path)
+        assert first == second == hashlib.sha256(b"a" * 1000).hexdigest()
+        assert len(reads) == 1
+        path.write_bytes(b"b" * 1001)  # another size: hashed again, not served stale
+        assert sha256_file(path) == hashlib.sha256(b"b" * 1001).hexdigest()
+        assert len(reads) == 2
+    sha256_file(path)  # outside the block every call reads
+    sha256_file(path)
+    assert len(reads) == 4
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
