@@ -4,20 +4,18 @@ Contract:
 
 - pickles are only ever unpickled with ``weights_only=True``: a file that carries code or
   arbitrary objects is refused, nothing in it runs;
-- zip-format torch files are memory-mapped (``mmap=True``), so opening a 27 GB checkpoint
-  costs its pickle, not its size; a tensor's bytes are read when it is used and
-  :func:`release_pages` drops them from the resident set after use;
+- zip-format torch files are memory-mapped shared and read-only (``file_mapping``), so
+  opening a 27 GB checkpoint costs its pickle, not its size, on a machine with less RAM than
+  that; a tensor's bytes are read when it is used and :func:`release_pages` drops them from the
+  resident set after use; a mapping the kernel refuses for memory says so and names the limit;
 - every failure is one :class:`CheckpointError` naming the file (and the tensor when one is
   at fault), whether the file is truncated, corrupt, refused or of unexpected content.
 """
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import json
 import logging
-import os
 import pickle
 import zipfile
 from collections.abc import Callable, Mapping
@@ -28,6 +26,11 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from wmtp_assets.files.layout import UnsafePathError, safe_join
+from wmtp_assets.models.file_mapping import (
+    MappingRefusedError,
+    load_shared_read_only,
+    release_pages,
+)
 from wmtp_assets.models.safetensors_writer import TensorSpec, torch_dtype
 
 log = logging.getLogger(__name__)
@@ -62,7 +65,11 @@ def load_torch_checkpoint(
             "whole into memory (weights_only). Re-save it with torch.save to stream it."
         )
     try:
-        state = torch.load(path, mmap=mmap, weights_only=True, map_location="cpu")
+        state = load_shared_read_only(
+            path, lambda: torch.load(path, mmap=mmap, weights_only=True, map_location="cpu")
+        )
+    except MappingRefusedError as exc:
+        raise CheckpointError(str(exc)) from exc
     except pickle.UnpicklingError as exc:
         reason = str(exc)
         if "Weights only load failed" in reason:
@@ -89,56 +96,6 @@ def load_torch_checkpoint(
             f"{path}: expected a flat dict of tensors; entries that are not tensors: {bad[:10]}"
         )
     return dict(state)
-
-
-def _mapped_ranges(path: Path) -> list[tuple[int, int]]:
-    """Address ranges of this process's mappings of ``path`` (Linux ``/proc/self/maps``)."""
-    try:
-        st = path.stat()
-        maps = Path("/proc/self/maps").read_text()
-    except OSError:
-        return []
-    identity = (f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}", str(st.st_ino))
-    resolved = str(path.resolve())
-    ranges: list[tuple[int, int]] = []
-    for line in maps.splitlines():
-        fields = line.split(maxsplit=5)
-        # Device and inode identify the file; overlay filesystems report the lower layer's,
-        # so the path (as the kernel prints it) is accepted too.
-        if len(fields) == 6 and ((fields[3], fields[4]) == identity or fields[5] == resolved):
-            start, end = (int(x, 16) for x in fields[0].split("-"))
-            ranges.append((start, end))
-    return ranges
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
-
-
-def release_pages(tensor: torch.Tensor, source: Path) -> int:
-    """Drop a used tensor's pages from the resident set, if they are a mapping of ``source``.
-
-    Why: touched pages of a mapped checkpoint stay counted in the process's RSS (and its
-    cgroup) until the mapping goes, so a streaming conversion of a 27 GB file would look 27 GB
-    big. ``MADV_DONTNEED`` on these clean, never-written file pages only unmaps them: the page
-    cache keeps them and a later access faults them back in unchanged. It is applied to pages
-    inside a mapping of ``source`` only, never to anonymous memory (where it would zero data).
-    Linux only (it reads ``/proc/self/maps``); elsewhere a no-op. Returns the number of bytes
-    released (0 where not applicable).
-    """
-    nbytes = tensor.numel() * tensor.element_size()
-    if nbytes == 0:
-        return 0
-    page = os.sysconf("SC_PAGE_SIZE")
-    begin, end = tensor.data_ptr(), tensor.data_ptr() + nbytes
-    released = 0
-    for map_begin, map_end in _mapped_ranges(source):
-        lo = max(begin, map_begin) // page * page
-        hi = -(-min(end, map_end) // page) * page
-        if lo < hi and _libc().madvise(ctypes.c_void_p(lo), ctypes.c_size_t(hi - lo), 4) == 0:
-            released += hi - lo
-    return released
 
 
 class LazyCheckpoint:

@@ -45,19 +45,17 @@ that class and runs finite, and that the streaming path is the model's forward.
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import torch
 from pydantic import BaseModel
 from torch import Tensor, nn
 
 from wmtp_assets.models.checkpoint_reader import LazyCheckpoint, open_checkpoint
-from wmtp_assets.models.mtp.args import ModelArgs
-from wmtp_assets.models.mtp.model import RMSNorm, Transformer, TransformerBlock, rope
+from wmtp_assets.validate.streamed_architectures import StreamedArchitecture
 
 FLOAT16_UNIT_ROUNDOFF = 2.0**-11
 STAGE_TOLERANCE = 16 * FLOAT16_UNIT_ROUNDOFF
@@ -76,146 +74,6 @@ def prompt_tokens(vocab_size: int, length: int = PROMPT_LENGTH) -> Tensor:
     return torch.randint(0, vocab_size, (1, length), generator=generator)
 
 
-class StreamedArchitecture:
-    """What the streaming forward needs to know of a model family.
-
-    ``embedding`` and ``output`` are tensor names; ``norm`` is the final norm's module prefix;
-    ``trunk`` are block prefixes run in sequence and ``heads`` block prefixes each run on the
-    trunk output (none: the trunk output is the one latent). Logits are ``[B, T, heads, vocab]``.
-    """
-
-    embedding: str
-    output: str
-    norm: str
-    trunk: Sequence[str]
-    heads: Sequence[str]
-    vocab_size: int
-
-    def new_block(self) -> nn.Module:
-        raise NotImplementedError
-
-    def new_norm(self) -> nn.Module:
-        raise NotImplementedError
-
-    def positions(self, seqlen: int, device: torch.device) -> Any:
-        """What every block needs besides the hidden state (the RoPE angles)."""
-        raise NotImplementedError
-
-    def run_block(self, block: nn.Module, hidden: Tensor, positions: Any) -> Tensor:
-        raise NotImplementedError
-
-    def whole_model_logits(self, folder: Path, tokens: Tensor, device: torch.device) -> Tensor:
-        """Float32 logits ``[B, T, heads, vocab]`` of the model stored in ``folder``, loaded whole
-        the way the trainer loads it."""
-        raise NotImplementedError
-
-
-class MetaMTPArchitecture(StreamedArchitecture):
-    """Meta's MTP Transformer: ``layers[:-1]`` trunk, heads ``[layers[-1], *extra_heads]``."""
-
-    def __init__(self, args: ModelArgs) -> None:
-        self.args = args
-        self.embedding, self.output, self.norm = "tok_embeddings.weight", "output.weight", "norm"
-        last = args.n_trunk_layers - 1
-        self.trunk = [f"layers.{i}" for i in range(last)]
-        self.heads = [f"layers.{last}", *(f"extra_heads.{j}" for j in range(args.n_extra_heads))]
-        self.vocab_size = args.vocab_size
-
-    def new_block(self) -> nn.Module:
-        with torch.device("meta"):
-            return TransformerBlock(self.args)
-
-    def new_norm(self) -> nn.Module:
-        with torch.device("meta"):
-            return RMSNorm(self.args.dim, eps=self.args.norm_eps)
-
-    def positions(self, seqlen: int, device: torch.device) -> Any:
-        return rope(self.args, 0, seqlen, device)
-
-    def run_block(self, block: nn.Module, hidden: Tensor, positions: Any) -> Tensor:
-        out: Tensor = block(hidden, 0, positions)
-        return out
-
-    def whole_model_logits(self, folder: Path, tokens: Tensor, device: torch.device) -> Tensor:
-        weights = folder / "model.safetensors"
-        with torch.device("meta"):
-            model = Transformer(self.args)
-        model = model.to_empty(device=device)
-        with open_checkpoint(weights) as stored:
-            state = {n: stored.get(n).to(device, torch.float32) for n in stored.names}
-        model.load_meta_state_dict(state, source=str(weights))
-        del state
-        logits: Tensor = model(tokens.to(device))
-        return logits
-
-
-class HFLlamaArchitecture(StreamedArchitecture):
-    """``LlamaForCausalLM``, through transformers' own layer modules (see the module docstring)."""
-
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        import transformers  # imported on use: it costs seconds at every CLI start otherwise
-
-        self.transformers = transformers
-        self.config = transformers.LlamaConfig.from_dict(dict(config))
-        # sdpa with no mask is causal attention for more than one token, on every device.
-        self.config._attn_implementation = "sdpa"
-        self.embedding, self.norm = "model.embed_tokens.weight", "model.norm"
-        tied = bool(self.config.tie_word_embeddings)
-        self.output = self.embedding if tied else "lm_head.weight"
-        self.trunk = [f"model.layers.{i}" for i in range(self.config.num_hidden_layers)]
-        self.heads = []
-        self.vocab_size = int(self.config.vocab_size)
-
-    def new_block(self) -> nn.Module:
-        llama = self.transformers.models.llama.modeling_llama
-        with torch.device("meta"):
-            block: nn.Module = llama.LlamaDecoderLayer(self.config, layer_idx=0)
-        return block
-
-    def new_norm(self) -> nn.Module:
-        llama = self.transformers.models.llama.modeling_llama
-        with torch.device("meta"):
-            norm: nn.Module = llama.LlamaRMSNorm(
-                self.config.hidden_size, eps=self.config.rms_norm_eps
-            )
-        return norm
-
-    def positions(self, seqlen: int, device: torch.device) -> Any:
-        llama = self.transformers.models.llama.modeling_llama
-        rotary = llama.LlamaRotaryEmbedding(config=self.config).to(device)
-        position_ids = torch.arange(seqlen, device=device)[None]
-        probe = torch.zeros(1, dtype=torch.float32, device=device)
-        return position_ids, rotary(probe, position_ids)
-
-    def run_block(self, block: nn.Module, hidden: Tensor, positions: Any) -> Tensor:
-        position_ids, embeddings = positions
-        out = block(hidden, position_ids=position_ids, position_embeddings=embeddings)
-        # transformers 4.x returns a tuple, 5.x the hidden state
-        result: Tensor = out[0] if isinstance(out, tuple) else out
-        return result
-
-    def whole_model_logits(self, folder: Path, tokens: Tensor, device: torch.device) -> Tensor:
-        with _quiet_transformers(self.transformers):
-            model: nn.Module = self.transformers.AutoModelForCausalLM.from_pretrained(
-                folder, dtype=torch.float32, attn_implementation="sdpa"
-            )
-        logits: Tensor = model.to(device)(tokens.to(device)).logits.float()
-        return logits[:, :, None, :]
-
-
-@contextlib.contextmanager
-def _quiet_transformers(transformers: Any) -> Iterator[None]:
-    """No "Loading weights" progress bar in check output."""
-    hf_logging = transformers.utils.logging
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()
-
-
 class EquivalenceReport(BaseModel):
     """What one comparison found; :attr:`problems` is empty when it passes."""
 
@@ -224,6 +82,7 @@ class EquivalenceReport(BaseModel):
     prompt: list[int]
     logits_shape: list[int]
     finite: bool
+    non_finite_parameters: dict[str, int]
     stage_errors: dict[str, float]
     stage_tolerance: float
     logits_rel_error: float
@@ -242,6 +101,12 @@ class EquivalenceReport(BaseModel):
     @property
     def problems(self) -> list[str]:
         found: list[str] = []
+        if self.non_finite_parameters:
+            first = next(iter(self.non_finite_parameters))
+            found.append(
+                f"{len(self.non_finite_parameters)} tensors hold NaN or Inf, first {first} "
+                f"({self.non_finite_parameters[first]} values)"
+            )
         if not self.finite:
             found.append("the converted model's logits contain NaN or Inf")
         over = {n: e for n, e in self.stage_errors.items() if not e <= self.stage_tolerance}
@@ -306,10 +171,32 @@ class _Float32Staging:
         return staged
 
 
-def _load(module: nn.Module, opener: Opener, prefix: str, staging: _Float32Staging) -> nn.Module:
-    """``module`` (built on ``meta``) with the weights under ``prefix.``, float32, on the device."""
+def non_finite_count(tensor: Tensor) -> int:
+    """How many NaN/Inf values ``tensor`` holds (``aminmax`` first: NaN and Inf propagate into
+    it at memory speed; the exact count is taken only when it finds one)."""
+    if not tensor.is_floating_point() or tensor.numel() == 0:
+        return 0
+    low, high = torch.aminmax(tensor)
+    if bool(torch.isfinite(low) & torch.isfinite(high)):
+        return 0
+    return int((~torch.isfinite(tensor)).sum())
+
+
+def _load(
+    module: nn.Module,
+    opener: Opener,
+    prefix: str,
+    staging: _Float32Staging,
+    non_finite: dict[str, int] | None = None,
+) -> nn.Module:
+    """``module`` (built on ``meta``) with the weights under ``prefix.``, float32, on the device;
+    tensors holding NaN/Inf are counted into ``non_finite`` (by full name) when it is given."""
     with opener() as checkpoint:
         found = {name: _fetch(checkpoint, f"{prefix}.{name}") for name in module.state_dict()}
+        if non_finite is not None:
+            for name, tensor in found.items():
+                if bad := non_finite_count(tensor):
+                    non_finite[f"{prefix}.{name}"] = bad
         try:
             module.load_state_dict(staging.stage(found), strict=True, assign=True)
         except RuntimeError as exc:
@@ -318,16 +205,29 @@ def _load(module: nn.Module, opener: Opener, prefix: str, staging: _Float32Stagi
     return module.eval()
 
 
-def _embedding_rows(opener: Opener, name: str, tokens: Tensor, device: torch.device) -> Tensor:
+def _embedding_rows(
+    opener: Opener,
+    name: str,
+    tokens: Tensor,
+    device: torch.device,
+    non_finite: dict[str, int] | None = None,
+) -> Tensor:
     with opener() as checkpoint:
-        rows = _fetch(checkpoint, name)[tokens]
+        table = _fetch(checkpoint, name)
+        if non_finite is not None and (bad := non_finite_count(table)):
+            non_finite[name] = bad
+        rows = table[tokens]
     return rows.to(device, torch.float32)
 
 
-def _project(opener: Opener, name: str, normed: Tensor) -> Tensor:
+def _project(
+    opener: Opener, name: str, normed: Tensor, non_finite: dict[str, int] | None = None
+) -> Tensor:
     """``normed @ W.T`` for the output matrix ``name``, cast to float32 a chunk at a time."""
     with opener() as checkpoint:
         weight = _fetch(checkpoint, name)
+        if non_finite is not None and (bad := non_finite_count(weight)):
+            non_finite[name] = bad
         chunks = [
             normed @ weight[start : start + OUTPUT_ROWS_PER_CHUNK].to(normed.device, normed.dtype).T
             for start in range(0, weight.shape[0], OUTPUT_ROWS_PER_CHUNK)
@@ -354,13 +254,15 @@ class _Streams:
         self.arch, self.source, self.converted, self.device = arch, source, converted, device
         self.staging = _Float32Staging(device)
         self.errors: dict[str, float] = {}
+        self.non_finite: dict[str, int] = {}
+        """Converted tensors with NaN/Inf: proven here, not left to the attention kernel."""
 
     def _both(self, src: Tensor | None, conv: Tensor) -> Tensor:
         return conv if src is None else torch.cat([src, conv])
 
     def embed(self, tokens: Tensor) -> tuple[Tensor | None, Tensor]:
         name = self.arch.embedding
-        conv = _embedding_rows(self.converted, name, tokens, self.device)
+        conv = _embedding_rows(self.converted, name, tokens, self.device, self.non_finite)
         if self.source is None:
             return None, conv
         src = _embedding_rows(self.source, name, tokens, self.device)
@@ -375,7 +277,7 @@ class _Streams:
             module = _load(self.arch.new_block(), self.source, prefix, self.staging)
             src_out = self.arch.run_block(module, src, positions)
             del module
-        module = _load(self.arch.new_block(), self.converted, prefix, self.staging)
+        module = _load(self.arch.new_block(), self.converted, prefix, self.staging, self.non_finite)
         out = self.arch.run_block(module, self._both(src, conv), positions)
         del module
         if src_out is None or src is None:
@@ -384,16 +286,25 @@ class _Streams:
         return src_out, out[1:]
 
     def logits(self, src: Tensor | None, conv: Tensor) -> tuple[Tensor | None, Tensor]:
-        def project(opener: Opener, latents: Tensor) -> Tensor:
-            norm = _load(self.arch.new_norm(), opener, self.arch.norm, self.staging)
-            return _project(opener, self.arch.output, norm(latents))
+        def project(opener: Opener, latents: Tensor, non_finite: dict[str, int] | None) -> Tensor:
+            norm = _load(self.arch.new_norm(), opener, self.arch.norm, self.staging, non_finite)
+            return _project(opener, self.arch.output, norm(latents), non_finite)
 
-        out = project(self.converted, self._both(src, conv))
+        out = project(self.converted, self._both(src, conv), self.non_finite)
         if self.source is None or src is None:
             return None, out
-        src_out = project(self.source, src)
+        src_out = project(self.source, src, None)
         self.errors["logits"] = relative_error(out[:1], src_out)
         return src_out, out[1:]
+
+
+class Streamed(NamedTuple):
+    """What one streamed run found."""
+
+    source_logits: Tensor | None
+    logits: Tensor
+    stage_errors: dict[str, float]
+    non_finite: dict[str, int]
 
 
 @torch.no_grad()
@@ -403,8 +314,9 @@ def streamed_logits(
     device: torch.device,
     source: Opener | None = None,
     tokens: Tensor | None = None,
-) -> tuple[Tensor | None, Tensor, dict[str, float]]:
-    """(source logits or None, converted logits, per-stage errors), streamed stage by stage."""
+) -> Streamed:
+    """Source logits (None without a source), converted logits, per-stage errors and the
+    converted tensors holding NaN/Inf, streamed stage by stage."""
     tokens = prompt_tokens(arch.vocab_size) if tokens is None else tokens
     streams = _Streams(arch, source, converted, device)
     src, conv = streams.embed(tokens)
@@ -419,20 +331,19 @@ def streamed_logits(
         src = None if src is None else src[:, :, None]
         conv = conv[:, :, None]
     src_logits, conv_logits = streams.logits(src, conv)
-    return src_logits, conv_logits, streams.errors
+    return Streamed(src_logits, conv_logits, streams.errors, streams.non_finite)
 
 
 def _report(
     reference: Literal["source checkpoint", "whole model"],
     expected: Tensor,
-    found: Tensor,
-    stage_errors: dict[str, float],
+    run: Streamed,
     logits_tolerance: float,
     tokens: Tensor,
     device: torch.device,
     started: float,
 ) -> EquivalenceReport:
-    expected, found = expected.float().cpu(), found.float().cpu()
+    expected, found = expected.float().cpu(), run.logits.float().cpu()
     finite = bool(torch.isfinite(found).all())
     agree = (expected.argmax(-1) == found.argmax(-1)).float().mean()
     return EquivalenceReport(
@@ -441,7 +352,8 @@ def _report(
         prompt=tokens[0].tolist(),
         logits_shape=list(found.shape),
         finite=finite,
-        stage_errors=stage_errors,
+        non_finite_parameters=run.non_finite,
+        stage_errors=run.stage_errors,
         stage_tolerance=STAGE_TOLERANCE,
         logits_rel_error=relative_error(found, expected),
         logits_max_abs_diff=float((found - expected).abs().max()),
@@ -457,14 +369,13 @@ def compare_to_source(
     """The converted checkpoint against its source (see the module docstring)."""
     started = time.monotonic()
     tokens = prompt_tokens(arch.vocab_size)
-    src, conv, errors = streamed_logits(arch, converted, device, source, tokens)
-    assert src is not None
+    run = streamed_logits(arch, converted, device, source, tokens)
+    assert run.source_logits is not None
     path_stages = len(arch.trunk) + 3  # embedding, trunk, one head, norm + output
     return _report(
         "source checkpoint",
-        src,
-        conv,
-        errors,
+        run.source_logits,
+        run,
         STAGE_TOLERANCE * path_stages,
         tokens,
         device,
@@ -483,7 +394,7 @@ def compare_to_whole_model(
     started = time.monotonic()
     tokens = prompt_tokens(arch.vocab_size)
     weights = folder / "model.safetensors"
-    _, streamed, _ = streamed_logits(arch, lambda: open_checkpoint(weights), device, None, tokens)
+    run = streamed_logits(arch, lambda: open_checkpoint(weights), device, None, tokens)
     with torch.no_grad():
         whole = arch.whole_model_logits(folder, tokens, device)
-    return _report("whole model", whole, streamed, {}, STAGE_TOLERANCE, tokens, device, started)
+    return _report("whole model", whole, run, STAGE_TOLERANCE, tokens, device, started)

@@ -44,6 +44,11 @@ from wmtp_assets.models.shapes import diff_shapes, hf_llama_shapes, meta_shapes
 from wmtp_assets.models.tokenizer_files import load_sentencepiece
 from wmtp_assets.validate import forward_equivalence as fe
 from wmtp_assets.validate.outcome import CheckOutcome
+from wmtp_assets.validate.streamed_architectures import (
+    HFLlamaArchitecture,
+    MetaMTPArchitecture,
+    StreamedArchitecture,
+)
 
 ModelFormat = Literal["meta", "meta_hf_config", "hf_llama"]
 HF_CHECKPOINT_FILES = (*HF_INDEX_FILES, *HF_SINGLE_FILES)
@@ -334,13 +339,13 @@ def _source_checkpoint(dirs: ModelDirs, fmt: ModelFormat) -> fe.Opener | None:
     return None
 
 
-def _architecture(dirs: ModelDirs, fmt: ModelFormat) -> fe.StreamedArchitecture:
+def _architecture(dirs: ModelDirs, fmt: ModelFormat) -> StreamedArchitecture:
     if fmt == "meta":
-        return fe.MetaMTPArchitecture(meta_args(dirs))
+        return MetaMTPArchitecture(meta_args(dirs))
     config_path = dirs.configs / "config.json"
     if fmt == "meta_hf_config":
-        return fe.MetaMTPArchitecture(ModelArgs.from_hf_config(config_path))
-    return fe.HFLlamaArchitecture(read_llama_config(config_path))
+        return MetaMTPArchitecture(ModelArgs.from_hf_config(config_path))
+    return HFLlamaArchitecture(read_llama_config(config_path))
 
 
 def forward_pass(dirs: ModelDirs, fmt: ModelFormat, device: str) -> CheckOutcome:

@@ -31,6 +31,7 @@ from wmtp_assets.models.mtp.args import ModelArgs
 from wmtp_assets.models.mtp.model import Transformer
 from wmtp_assets.models.tokenizer_files import load_sentencepiece
 from wmtp_assets.validate import forward_equivalence as fe
+from wmtp_assets.validate.streamed_architectures import HFLlamaArchitecture, MetaMTPArchitecture
 from wmtp_assets_tests.models.checkpoint_fixtures import make_tokenizer
 
 DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
@@ -64,13 +65,13 @@ def sheared(tmp_path_factory: pytest.TempPathFactory, tokenizer: Path) -> ModelD
     return dirs
 
 
-def _meta_arch(dirs: ModelDirs) -> fe.MetaMTPArchitecture:
+def _meta_arch(dirs: ModelDirs) -> MetaMTPArchitecture:
     vocab = load_sentencepiece(dirs.raw / "tokenizer.model").vocab_size()
-    return fe.MetaMTPArchitecture(ModelArgs.from_params_json(dirs.raw / PARAMS, vocab))
+    return MetaMTPArchitecture(ModelArgs.from_params_json(dirs.raw / PARAMS, vocab))
 
 
-def _hf_arch(dirs: ModelDirs) -> fe.HFLlamaArchitecture:
-    return fe.HFLlamaArchitecture(read_llama_config(dirs.raw / "config.json"))
+def _hf_arch(dirs: ModelDirs) -> HFLlamaArchitecture:
+    return HFLlamaArchitecture(read_llama_config(dirs.raw / "config.json"))
 
 
 def _compare(
@@ -102,7 +103,7 @@ def test_meta_streamed_logits_are_the_whole_transformers(meta: ModelDirs, device
     arch = _meta_arch(meta)
     source = meta.raw / CHECKPOINT
     tokens = fe.prompt_tokens(arch.vocab_size)
-    src, conv, _ = fe.streamed_logits(
+    src, conv, _, _ = fe.streamed_logits(
         arch,
         lambda: open_checkpoint(meta.weights),
         torch.device(device),
@@ -124,7 +125,7 @@ def test_meta_streamed_logits_are_the_whole_transformers(meta: ModelDirs, device
 def test_hf_streamed_logits_are_transformers_llama(sheared: ModelDirs, device: str) -> None:
     arch = _hf_arch(sheared)
     tokens = fe.prompt_tokens(arch.vocab_size)
-    src, _, _ = fe.streamed_logits(
+    src, _, _, _ = fe.streamed_logits(
         arch,
         lambda: open_checkpoint(sheared.weights),
         torch.device(device),
