@@ -1,13 +1,14 @@
 """Does a converted float16 model compute what its source checkpoint computes?
 
-Both checkpoints run the same fixed prompt (:func:`prompt_tokens`) in float32 on one device,
-streamed one stage at a time: the embedding rows of the prompt, each trunk block, each
-prediction head on the trunk output, then the shared norm and the output projection. A stage's
-module is built on the ``meta`` device, its tensors are taken from the lazily opened checkpoint
-(``open_checkpoint``/``open_hf_shards``: memory-mapped pickles, ``safe_open``), assigned on the
-target device, run, and dropped, and the checkpoint handle is closed again, so its mapped pages
-leave the resident set. Peak memory is one block in float32 (or the output matrix in its stored
-dtype plus one chunk in float32) plus the interpreter, at any depth; each file is read once.
+Both checkpoints run the same fixed prompt in float32, streamed one stage at a time
+(``models.streamed_forward``: the embedding rows of the prompt, each trunk block, each
+prediction head on the trunk output, then the shared norm and the output projection). The
+source side is a :class:`~wmtp_assets.models.streamed_forward.SourceTrace`, every stage's output:
+computed by the float16 conversion in the same pass that converts (so a materialization reads
+the 27 GB source once) and published beside the weights, or computed here from ``raw/`` (by
+``verify``). The converted side streams the stored file once. Peak memory is one block in
+float32 (or the output matrix in its stored dtype plus one chunk in float32) plus the
+interpreter, at any depth.
 
 Two comparisons per run, both in float32, so the only difference left is the float16 rounding
 of the weights:
@@ -46,32 +47,29 @@ that class and runs finite, and that the streaming path is the model's forward.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 import torch
 from pydantic import BaseModel
-from torch import Tensor, nn
+from torch import Tensor
 
-from wmtp_assets.models.checkpoint_reader import LazyCheckpoint, open_checkpoint
-from wmtp_assets.validate.streamed_architectures import StreamedArchitecture
+from wmtp_assets.models.checkpoint_reader import open_checkpoint
+from wmtp_assets.models.streamed_architectures import StreamedArchitecture
+from wmtp_assets.models.streamed_forward import (
+    EMBEDDING,
+    LOGITS,
+    Opener,
+    SourceTrace,
+    StageRunner,
+    non_finite_count,
+    prompt_tokens,
+    stage_tensors,
+    trace_checkpoint,
+)
 
 FLOAT16_UNIT_ROUNDOFF = 2.0**-11
 STAGE_TOLERANCE = 16 * FLOAT16_UNIT_ROUNDOFF
-PROMPT_LENGTH = 8
-PROMPT_SEED = 0
-OUTPUT_ROWS_PER_CHUNK = 4096
-"""Rows of the output matrix cast to float32 at a time (16 MB at dim 1024, 64 MB at 4096)."""
-
-Opener = Callable[[], LazyCheckpoint]
-"""Opens a checkpoint lazily; called once per stage, closed after it."""
-
-
-def prompt_tokens(vocab_size: int, length: int = PROMPT_LENGTH) -> Tensor:
-    """The fixed prompt: ``[1, length]`` token ids drawn from a seeded CPU generator."""
-    generator = torch.Generator(device="cpu").manual_seed(PROMPT_SEED)
-    return torch.randint(0, vocab_size, (1, length), generator=generator)
 
 
 class EquivalenceReport(BaseModel):
@@ -131,177 +129,17 @@ def relative_error(found: Tensor, expected: Tensor) -> float:
     return diff / scale if scale else (0.0 if diff == 0 else float("inf"))
 
 
-def _fetch(checkpoint: LazyCheckpoint, name: str) -> Tensor:
-    if name not in checkpoint.names:
-        files = ", ".join(str(p) for p in checkpoint.files)
-        raise KeyError(f"{files}: no tensor {name!r}")
-    return checkpoint.get(name)
-
-
-class _Float32Staging:
-    """One reused float32 buffer on the device that a stage's weights are cast or copied into.
-
-    Why: on CPU, casting into fresh memory for every block costs four times the cast itself
-    (page faults: 0.17 s against 0.04 s for one 4096 x 11008 tensor). Float32 tensors already on
-    the device (a float32 source on CPU, memory-mapped) are used as they are. Only one stage's
-    module may use the buffer at a time; each is dropped before the next is loaded.
-    """
-
-    def __init__(self, device: torch.device) -> None:
-        self.buffer = torch.empty(0, dtype=torch.float32, device=device)
-        self.device = self.buffer.device
-
-    def _usable(self, tensor: Tensor) -> bool:
-        return tensor.dtype == torch.float32 and tensor.device == self.device
-
-    def stage(self, tensors: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        need = sum(t.numel() for t in tensors.values() if not self._usable(t))
-        if self.buffer.numel() < need:
-            self.buffer = torch.empty(0, dtype=torch.float32, device=self.device)
-            self.buffer = torch.empty(need, dtype=torch.float32, device=self.device)
-        staged: dict[str, Tensor] = {}
-        offset = 0
-        for name, tensor in tensors.items():
-            if self._usable(tensor):
-                staged[name] = tensor
-                continue
-            view = self.buffer[offset : offset + tensor.numel()].view(tensor.shape)
-            staged[name] = view.copy_(tensor)
-            offset += tensor.numel()
-        return staged
-
-
-def non_finite_count(tensor: Tensor) -> int:
-    """How many NaN/Inf values ``tensor`` holds (``aminmax`` first: NaN and Inf propagate into
-    it at memory speed; the exact count is taken only when it finds one)."""
-    if not tensor.is_floating_point() or tensor.numel() == 0:
-        return 0
-    low, high = torch.aminmax(tensor)
-    if bool(torch.isfinite(low) & torch.isfinite(high)):
-        return 0
-    return int((~torch.isfinite(tensor)).sum())
-
-
-def _load(
-    module: nn.Module,
-    opener: Opener,
-    prefix: str,
-    staging: _Float32Staging,
-    non_finite: dict[str, int] | None = None,
-) -> nn.Module:
-    """``module`` (built on ``meta``) with the weights under ``prefix.``, float32, on the device;
-    tensors holding NaN/Inf are counted into ``non_finite`` (by full name) when it is given."""
-    with opener() as checkpoint:
-        found = {name: _fetch(checkpoint, f"{prefix}.{name}") for name in module.state_dict()}
-        if non_finite is not None:
-            for name, tensor in found.items():
-                if bad := non_finite_count(tensor):
-                    non_finite[f"{prefix}.{name}"] = bad
-        try:
-            module.load_state_dict(staging.stage(found), strict=True, assign=True)
-        except RuntimeError as exc:
-            files = ", ".join(str(p) for p in checkpoint.files)
-            raise ValueError(f"{files}: {prefix}: {str(exc).strip()[:500]}") from None
-    return module.eval()
-
-
-def _embedding_rows(
-    opener: Opener,
-    name: str,
-    tokens: Tensor,
-    device: torch.device,
-    non_finite: dict[str, int] | None = None,
-) -> Tensor:
-    with opener() as checkpoint:
-        table = _fetch(checkpoint, name)
-        if non_finite is not None and (bad := non_finite_count(table)):
-            non_finite[name] = bad
-        rows = table[tokens]
-    return rows.to(device, torch.float32)
-
-
-def _project(
-    opener: Opener, name: str, normed: Tensor, non_finite: dict[str, int] | None = None
-) -> Tensor:
-    """``normed @ W.T`` for the output matrix ``name``, cast to float32 a chunk at a time."""
-    with opener() as checkpoint:
-        weight = _fetch(checkpoint, name)
-        if non_finite is not None and (bad := non_finite_count(weight)):
-            non_finite[name] = bad
-        chunks = [
-            normed @ weight[start : start + OUTPUT_ROWS_PER_CHUNK].to(normed.device, normed.dtype).T
-            for start in range(0, weight.shape[0], OUTPUT_ROWS_PER_CHUNK)
-        ]
-        del weight
-    return torch.cat(chunks, dim=-1)
-
-
-class _Streams:
-    """The source's hidden state and the converted model's, advanced one stage at a time.
-
-    The converted stage runs on ``[source; converted]`` (batch of two): the first row is the
-    same-input comparison, the second the converted model's own forward. Without a source only
-    the converted row exists.
-    """
-
-    def __init__(
-        self,
-        arch: StreamedArchitecture,
-        source: Opener | None,
-        converted: Opener,
-        device: torch.device,
-    ) -> None:
-        self.arch, self.source, self.converted, self.device = arch, source, converted, device
-        self.staging = _Float32Staging(device)
-        self.errors: dict[str, float] = {}
-        self.non_finite: dict[str, int] = {}
-        """Converted tensors with NaN/Inf: proven here, not left to the attention kernel."""
-
-    def _both(self, src: Tensor | None, conv: Tensor) -> Tensor:
-        return conv if src is None else torch.cat([src, conv])
-
-    def embed(self, tokens: Tensor) -> tuple[Tensor | None, Tensor]:
-        name = self.arch.embedding
-        conv = _embedding_rows(self.converted, name, tokens, self.device, self.non_finite)
-        if self.source is None:
-            return None, conv
-        src = _embedding_rows(self.source, name, tokens, self.device)
-        self.errors[name] = relative_error(conv, src)
-        return src, conv
-
-    def block(
-        self, prefix: str, src: Tensor | None, conv: Tensor, positions: Any
-    ) -> tuple[Tensor | None, Tensor]:
-        src_out = None
-        if self.source is not None and src is not None:
-            module = _load(self.arch.new_block(), self.source, prefix, self.staging)
-            src_out = self.arch.run_block(module, src, positions)
-            del module
-        module = _load(self.arch.new_block(), self.converted, prefix, self.staging, self.non_finite)
-        out = self.arch.run_block(module, self._both(src, conv), positions)
-        del module
-        if src_out is None or src is None:
-            return None, out
-        self.errors[prefix] = relative_error(out[:1] - src, src_out - src)
-        return src_out, out[1:]
-
-    def logits(self, src: Tensor | None, conv: Tensor) -> tuple[Tensor | None, Tensor]:
-        def project(opener: Opener, latents: Tensor, non_finite: dict[str, int] | None) -> Tensor:
-            norm = _load(self.arch.new_norm(), opener, self.arch.norm, self.staging, non_finite)
-            return _project(opener, self.arch.output, norm(latents), non_finite)
-
-        out = project(self.converted, self._both(src, conv), self.non_finite)
-        if self.source is None or src is None:
-            return None, out
-        src_out = project(self.source, src, None)
-        self.errors["logits"] = relative_error(out[:1], src_out)
-        return src_out, out[1:]
+def _trace_latents(arch: StreamedArchitecture, trace: SourceTrace) -> Tensor:
+    """What the source fed its norm + output: the heads' outputs stacked, or the trunk's."""
+    if arch.heads:
+        return torch.stack([trace.states[h] for h in arch.heads], -2)
+    last = arch.trunk[-1] if arch.trunk else EMBEDDING
+    return trace.states[last][:, :, None]
 
 
 class Streamed(NamedTuple):
-    """What one streamed run found."""
+    """What one streamed run of the converted checkpoint found."""
 
-    source_logits: Tensor | None
     logits: Tensor
     stage_errors: dict[str, float]
     non_finite: dict[str, int]
@@ -312,26 +150,63 @@ def streamed_logits(
     arch: StreamedArchitecture,
     converted: Opener,
     device: torch.device,
-    source: Opener | None = None,
+    trace: SourceTrace | None = None,
     tokens: Tensor | None = None,
 ) -> Streamed:
-    """Source logits (None without a source), converted logits, per-stage errors and the
-    converted tensors holding NaN/Inf, streamed stage by stage."""
-    tokens = prompt_tokens(arch.vocab_size) if tokens is None else tokens
-    streams = _Streams(arch, source, converted, device)
-    src, conv = streams.embed(tokens)
-    positions = arch.positions(tokens.shape[1], device)
-    for prefix in arch.trunk:
-        src, conv = streams.block(prefix, src, conv, positions)
-    if arch.heads:
-        heads = [streams.block(prefix, src, conv, positions) for prefix in arch.heads]
-        src = None if src is None else torch.stack([s for s, _ in heads if s is not None], -2)
-        conv = torch.stack([c for _, c in heads], dim=-2)
-    else:
-        src = None if src is None else src[:, :, None]
-        conv = conv[:, :, None]
-    src_logits, conv_logits = streams.logits(src, conv)
-    return Streamed(src_logits, conv_logits, streams.errors, streams.non_finite)
+    """The converted checkpoint's logits, streamed once stage by stage, with (given the source's
+    ``trace``) each stage's error on the source's own input, and the tensors holding NaN/Inf.
+
+    With a trace, each converted stage runs on ``[source input; converted input]`` (a batch of
+    two): the first row is the same-input comparison, the second the converted model's own
+    forward."""
+    if tokens is None:
+        tokens = trace.tokens if trace is not None else prompt_tokens(arch.vocab_size)
+    runner = StageRunner(arch, device, tokens.shape[1])
+    errors: dict[str, float] = {}
+    non_finite: dict[str, int] = {}
+    src_in = src_trunk = None
+    conv = conv_trunk = torch.empty(0)
+    conv_heads: list[Tensor] = []
+    logits = torch.empty(0)
+
+    def both(src: Tensor | None, mine: Tensor) -> Tensor:
+        return mine if src is None else torch.cat([src.to(device), mine])
+
+    with converted() as checkpoint:
+        label = ", ".join(str(p) for p in checkpoint.files)
+        for stage, tensors in stage_tensors(checkpoint, arch):
+            for name, tensor in tensors.items():
+                if bad := non_finite_count(tensor):
+                    non_finite[name] = bad
+            expected = None if trace is None else trace.states[stage.name].to(device)
+            if stage.kind == "embedding":
+                conv = conv_trunk = runner.embed(tensors, tokens)
+                src_in = src_trunk = expected
+                if expected is not None:
+                    errors[EMBEDDING] = relative_error(conv, expected)
+                continue
+            if stage.kind in ("trunk", "head"):
+                src_in = src_trunk if stage.kind == "head" else src_in
+                start = conv_trunk if stage.kind == "head" else conv
+                out = runner.block(stage, tensors, both(src_in, start), label)
+                mine = out if src_in is None else out[1:]
+                if expected is not None and src_in is not None:
+                    errors[stage.name] = relative_error(out[:1] - src_in, expected - src_in)
+                if stage.kind == "trunk":
+                    conv = conv_trunk = mine
+                    src_in = src_trunk = expected
+                else:
+                    conv_heads.append(mine)
+                continue
+            latents = torch.stack(conv_heads, -2) if conv_heads else conv_trunk[:, :, None]
+            src_latents = None
+            if trace is not None:
+                src_latents = _trace_latents(arch, trace)
+            out = runner.logits(tensors, both(src_latents, latents), label)
+            logits = out if src_latents is None else out[1:]
+            if expected is not None:
+                errors[LOGITS] = relative_error(out[:1], expected)
+    return Streamed(logits, errors, non_finite)
 
 
 def _report(
@@ -363,24 +238,35 @@ def _report(
     )
 
 
-def compare_to_source(
-    arch: StreamedArchitecture, source: Opener, converted: Opener, device: torch.device
+def compare_to_trace(
+    arch: StreamedArchitecture,
+    trace: SourceTrace,
+    converted: Opener,
+    device: torch.device,
+    started: float | None = None,
 ) -> EquivalenceReport:
-    """The converted checkpoint against its source (see the module docstring)."""
-    started = time.monotonic()
-    tokens = prompt_tokens(arch.vocab_size)
-    run = streamed_logits(arch, converted, device, source, tokens)
-    assert run.source_logits is not None
+    """The converted checkpoint against what its source computed (see the module docstring)."""
+    started = time.monotonic() if started is None else started
+    run = streamed_logits(arch, converted, device, trace)
     path_stages = len(arch.trunk) + 3  # embedding, trunk, one head, norm + output
     return _report(
         "source checkpoint",
-        run.source_logits,
+        trace.states[LOGITS],
         run,
         STAGE_TOLERANCE * path_stages,
-        tokens,
+        trace.tokens,
         device,
         started,
     )
+
+
+def compare_to_source(
+    arch: StreamedArchitecture, source: Opener, converted: Opener, device: torch.device
+) -> EquivalenceReport:
+    """The converted checkpoint against its source, each read once: the source's trace first."""
+    started = time.monotonic()
+    trace = trace_checkpoint(arch, source, device)
+    return compare_to_trace(arch, trace, converted, device, started)
 
 
 def compare_to_whole_model(

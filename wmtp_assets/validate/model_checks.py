@@ -41,14 +41,15 @@ from wmtp_assets.models.hf_llama import read_llama_config
 from wmtp_assets.models.mtp.args import ModelArgs
 from wmtp_assets.models.safetensors_writer import TensorSpec, safetensors_dtype
 from wmtp_assets.models.shapes import diff_shapes, hf_llama_shapes, meta_shapes
-from wmtp_assets.models.tokenizer_files import load_sentencepiece
-from wmtp_assets.validate import forward_equivalence as fe
-from wmtp_assets.validate.outcome import CheckOutcome
-from wmtp_assets.validate.streamed_architectures import (
+from wmtp_assets.models.streamed_architectures import (
     HFLlamaArchitecture,
     MetaMTPArchitecture,
     StreamedArchitecture,
 )
+from wmtp_assets.models.streamed_forward import Opener
+from wmtp_assets.models.tokenizer_files import load_sentencepiece
+from wmtp_assets.validate import forward_equivalence as fe
+from wmtp_assets.validate.outcome import CheckOutcome
 
 ModelFormat = Literal["meta", "meta_hf_config", "hf_llama"]
 HF_CHECKPOINT_FILES = (*HF_INDEX_FILES, *HF_SINGLE_FILES)
@@ -324,7 +325,7 @@ def resolve_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
-def _source_checkpoint(dirs: ModelDirs, fmt: ModelFormat) -> fe.Opener | None:
+def _source_checkpoint(dirs: ModelDirs, fmt: ModelFormat) -> Opener | None:
     """The upstream checkpoint in ``raw/`` to compare with; None for a generated model."""
     if fmt == "meta" and (dirs.raw / META_CHECKPOINT).is_file():
         return lambda: open_checkpoint(dirs.raw / META_CHECKPOINT)

@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from wmtp_assets.demo.model_mirror import build_meta_repo, build_sheared_repo
 from wmtp_assets.files.hashing import sha256_file
 from wmtp_assets.files.layout import ModelDirs
+from wmtp_assets.models import streamed_forward as sf
 from wmtp_assets.models.checkpoint_reader import (
     load_torch_checkpoint,
     open_checkpoint,
@@ -29,9 +30,9 @@ from wmtp_assets.models.convert_meta import CHECKPOINT, PARAMS, convert_meta_mtp
 from wmtp_assets.models.hf_llama import read_llama_config
 from wmtp_assets.models.mtp.args import ModelArgs
 from wmtp_assets.models.mtp.model import Transformer
+from wmtp_assets.models.streamed_architectures import HFLlamaArchitecture, MetaMTPArchitecture
 from wmtp_assets.models.tokenizer_files import load_sentencepiece
 from wmtp_assets.validate import forward_equivalence as fe
-from wmtp_assets.validate.streamed_architectures import HFLlamaArchitecture, MetaMTPArchitecture
 from wmtp_assets_tests.models.checkpoint_fixtures import make_tokenizer
 
 DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
@@ -75,7 +76,7 @@ def _hf_arch(dirs: ModelDirs) -> HFLlamaArchitecture:
 
 
 def _compare(
-    arch: fe.StreamedArchitecture, source: fe.Opener, weights: Path, device: str = "cpu"
+    arch: fe.StreamedArchitecture, source: sf.Opener, weights: Path, device: str = "cpu"
 ) -> fe.EquivalenceReport:
     converted = lambda: open_checkpoint(weights)  # noqa: E731
     return fe.compare_to_source(arch, source, converted, torch.device(device))
@@ -102,15 +103,12 @@ def test_meta_streamed_logits_are_the_whole_transformers(meta: ModelDirs, device
     """Streaming block by block computes the model's forward, for the source and the fp16 file."""
     arch = _meta_arch(meta)
     source = meta.raw / CHECKPOINT
-    tokens = fe.prompt_tokens(arch.vocab_size)
-    src, conv, _, _ = fe.streamed_logits(
-        arch,
-        lambda: open_checkpoint(meta.weights),
-        torch.device(device),
-        lambda: open_checkpoint(source),
-        tokens,
+    tokens = sf.prompt_tokens(arch.vocab_size)
+    trace = sf.trace_checkpoint(arch, lambda: open_checkpoint(source), torch.device(device))
+    run = fe.streamed_logits(
+        arch, lambda: open_checkpoint(meta.weights), torch.device(device), trace
     )
-    assert src is not None
+    src, conv = trace.states[sf.LOGITS], run.logits
     model = Transformer(arch.args).to(device)
     model.load_meta_state_dict(load_torch_checkpoint(source), source=str(source))
     with torch.no_grad():
@@ -118,21 +116,15 @@ def test_meta_streamed_logits_are_the_whole_transformers(meta: ModelDirs, device
         assert fe.relative_error(src, expected) < 1e-5
         model.load_meta_state_dict({k: v.float() for k, v in load_file(meta.weights).items()})
         assert fe.relative_error(conv, model(tokens.to(device))) < 1e-5
-    assert conv.shape == (1, fe.PROMPT_LENGTH, arch.args.n_future_tokens, arch.vocab_size)
+    assert conv.shape == (1, sf.PROMPT_LENGTH, arch.args.n_future_tokens, arch.vocab_size)
 
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_hf_streamed_logits_are_transformers_llama(sheared: ModelDirs, device: str) -> None:
     arch = _hf_arch(sheared)
-    tokens = fe.prompt_tokens(arch.vocab_size)
-    src, _, _, _ = fe.streamed_logits(
-        arch,
-        lambda: open_checkpoint(sheared.weights),
-        torch.device(device),
-        lambda: open_hf_shards(sheared.raw),
-        tokens,
-    )
-    assert src is not None
+    tokens = sf.prompt_tokens(arch.vocab_size)
+    trace = sf.trace_checkpoint(arch, lambda: open_hf_shards(sheared.raw), torch.device(device))
+    src = trace.states[sf.LOGITS]
     model = transformers.LlamaForCausalLM.from_pretrained(sheared.raw, dtype=torch.float32)
     with torch.no_grad():
         expected = model.to(device)(tokens.to(device)).logits
@@ -143,7 +135,7 @@ def test_meta_conversion_keeps_the_function(meta: ModelDirs) -> None:
     arch = _meta_arch(meta)
     report = _compare(arch, lambda: open_checkpoint(meta.raw / CHECKPOINT), meta.weights)
     assert report.problems == []
-    expected_stages = {arch.embedding, *arch.trunk, *arch.heads, "logits"}
+    expected_stages = {sf.EMBEDDING, *arch.trunk, *arch.heads, sf.LOGITS}
     assert set(report.stage_errors) == expected_stages
     # fp32 -> fp16 rounds every weight: errors are small but not zero
     assert all(0 < e < fe.STAGE_TOLERANCE / 4 for e in report.stage_errors.values())
@@ -192,7 +184,7 @@ def test_hf_conversion_keeps_the_function(sheared: ModelDirs) -> None:
     arch = _hf_arch(sheared)
     report = _compare(arch, lambda: open_hf_shards(sheared.raw), sheared.weights)
     assert report.problems == []
-    assert set(report.stage_errors) == {arch.embedding, *arch.trunk, "logits"}
+    assert set(report.stage_errors) == {sf.EMBEDDING, *arch.trunk, sf.LOGITS}
     assert all(0 < e < fe.STAGE_TOLERANCE / 4 for e in report.stage_errors.values())
 
 
@@ -218,8 +210,8 @@ def test_non_finite_logits_fail(sheared: ModelDirs, tmp_path: Path) -> None:
 
 
 def test_prompt_is_fixed_and_in_range() -> None:
-    first, again = fe.prompt_tokens(50), fe.prompt_tokens(50)
+    first, again = sf.prompt_tokens(50), sf.prompt_tokens(50)
     assert torch.equal(first, again)
-    assert first.shape == (1, fe.PROMPT_LENGTH)
+    assert first.shape == (1, sf.PROMPT_LENGTH)
     assert int(first.min()) >= 0 and int(first.max()) < 50
     assert len(set(first[0].tolist())) > 1
