@@ -19,6 +19,10 @@ Contract of :func:`stage_safetensors`:
 - after each tensor the kernel is asked to start writing it back (``POSIX_FADV_DONTNEED``,
   which also drops the written pages from the page cache once clean), so disk writes overlap
   the conversion instead of piling up in the final fsync;
+- ``order`` lets the producer go in another order than the file's (the conversion goes in
+  the order the forward pass reads, to trace the source in the same pass): each tensor is then
+  written at its offset (``pwrite``) and a thread hashes the longest written prefix as it
+  grows, reading it back from the page cache, so the SHA256 still costs no pass over the disk;
 - the file is complete and fsynced at a temporary sibling of its destination, which the caller
   publishes (``ArtifactStaging.adopt``); on any failure the temporary file is removed and the
   error names the file and the tensor being written.
@@ -35,7 +39,8 @@ import json
 import os
 import struct
 import sys
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -44,6 +49,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from wmtp_assets.files.atomic import tmp_path_for
+from wmtp_assets.files.hashing import CHUNK
 
 HEADER_LIMIT = 100 * 1000 * 1000
 """The reference library refuses headers larger than this (bytes)."""
@@ -232,25 +238,159 @@ def _stream(
     return digest.hexdigest(), written
 
 
+class _PrefixHasher:
+    """SHA256 of a file written out of order: a thread hashes the longest written prefix as it
+    grows, reading the bytes back with ``preadv`` (page cache: they were just written)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._digest = hashlib.sha256()
+        self._ready: dict[int, int] = {}
+        self._frontier = 0
+        self._closed = False
+        self._failure: OSError | None = None
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="safetensors-sha256", daemon=True)
+        self._thread.start()
+
+    def written(self, start: int, end: int) -> None:
+        with self._cond:
+            self._ready[start] = end
+            self._cond.notify()
+
+    def _run(self) -> None:
+        view = memoryview(bytearray(CHUNK))
+        while True:
+            with self._cond:
+                while self._frontier not in self._ready and not self._closed:
+                    self._cond.wait()
+                if self._frontier not in self._ready:
+                    return
+                pos, end = self._frontier, self._ready.pop(self._frontier)
+            try:
+                while pos < end:
+                    n = os.preadv(self._fd, [view[: min(CHUNK, end - pos)]], pos)
+                    if n <= 0:
+                        raise OSError(0, f"read back {n} bytes at offset {pos}")
+                    self._digest.update(view[:n])
+                    pos += n
+            except OSError as exc:
+                self._failure = exc
+                return
+            with self._cond:
+                self._frontier = end
+
+    def hexdigest(self, size: int) -> str:
+        """The SHA256 once bytes ``[0, size)`` are written and hashed."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join()
+        if self._failure is not None:
+            raise self._failure
+        if self._frontier != size:
+            raise OSError(0, f"only the first {self._frontier} of {size} bytes were written")
+        return self._digest.hexdigest()
+
+    def abandon(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._ready.clear()
+            self._cond.notify()
+        self._thread.join()
+
+
+def _stream_in_order(
+    fh: BinaryIO,
+    label: Path,
+    specs: Mapping[str, TensorSpec],
+    produce: Callable[[str], torch.Tensor],
+    header_metadata: Mapping[str, str] | None,
+    on_written: Callable[[str, int], None] | None,
+    order: Sequence[str],
+) -> tuple[str, int]:
+    """Write the header, then ``produce`` tensors in ``order``, each at its offset; return
+    (SHA256, size)."""
+    if sorted(order) != sorted(specs):
+        raise ValueError(f"{label}: the write order must name every tensor of the header once")
+    header = build_header(specs, header_metadata)
+    offsets = json.loads(header)
+    data_start = 8 + len(header)
+    size = data_start + sum(spec.nbytes for spec in specs.values())
+    fd = fh.fileno()
+    hasher = _PrefixHasher(fd)
+    kick_writeback = getattr(os, "posix_fadvise", None)
+    written = 0
+
+    def put(data: bytes | memoryview, at: int, what: str) -> None:
+        nonlocal written
+        try:
+            done = 0
+            while done < len(data):
+                done += os.pwrite(fd, data[done:], at + done)
+            if kick_writeback is not None and len(data):
+                # starts writeback of the dirty pages; it cannot drop them before they are
+                # clean, so the hasher still reads them from the page cache
+                kick_writeback(fd, at, len(data), os.POSIX_FADV_DONTNEED)
+        except OSError as exc:
+            raise SafetensorsWriteError(
+                exc.errno, f"{label}: writing {what} failed after {written} bytes: {exc.strerror}"
+            ) from exc
+        written += len(data)
+        if len(data):  # an empty tensor shares its offset with the next one
+            hasher.written(at, at + len(data))
+
+    try:
+        put(struct.pack("<Q", len(header)) + header, 0, "the header")
+        for name in order:
+            tensor = produce(name)
+            spec = specs[name]
+            if tensor.dtype != spec.dtype or tuple(tensor.shape) != spec.shape:
+                raise TensorSpecMismatchError(
+                    f"{label}: tensor {name!r} was produced as {tensor.dtype} "
+                    f"{tuple(tensor.shape)}, but the header declares {spec.dtype} {spec.shape}"
+                )
+            begin = offsets[name]["data_offsets"][0]
+            put(_tensor_bytes(tensor), data_start + begin, f"tensor {name!r}")
+            del tensor
+            if on_written is not None:
+                on_written(name, written)
+        try:
+            return hasher.hexdigest(size), size
+        except OSError as exc:
+            raise SafetensorsWriteError(
+                exc.errno, f"{label}: hashing the written bytes failed: {exc.strerror or exc}"
+            ) from exc
+    finally:
+        hasher.abandon()
+
+
 def stage_safetensors(
     dest: Path,
     specs: Mapping[str, TensorSpec],
     produce: Callable[[str], torch.Tensor],
     header_metadata: Mapping[str, str] | None = None,
     on_written: Callable[[str, int], None] | None = None,
+    order: Sequence[str] | None = None,
 ) -> WriteResult:
     """Write a complete, fsynced file at a temporary sibling of ``dest`` and return it.
 
     For callers that publish the file themselves (``ArtifactStaging`` renames it with the
     rest of the artifact): the result's ``path`` is the temporary file, which never looks like the
     artifact. On any failure the temporary file is removed before the error propagates.
-    ``on_written(name, bytes_so_far)`` runs after each tensor's bytes are written.
+    ``on_written(name, bytes_so_far)`` runs after each tensor's bytes are written; ``order``
+    (every name once) is the order ``produce`` is called in (default: the file's).
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_path_for(dest)
     try:
-        with open(tmp, "xb") as fh:
-            sha256, size = _stream(fh, tmp, specs, produce, header_metadata, on_written)
+        with open(tmp, "x+b") as fh:  # read too: an out-of-order write is hashed back
+            if order is None or list(order) == tensor_order(specs):
+                sha256, size = _stream(fh, tmp, specs, produce, header_metadata, on_written)
+            else:
+                sha256, size = _stream_in_order(
+                    fh, tmp, specs, produce, header_metadata, on_written, order
+                )
             fh.flush()
             try:
                 os.fsync(fh.fileno())

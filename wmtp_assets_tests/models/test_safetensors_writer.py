@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +30,10 @@ def write_safetensors(
     specs: Mapping[str, TensorSpec],
     produce: Callable[[str], torch.Tensor],
     header_metadata: Mapping[str, str] | None = None,
+    order: Sequence[str] | None = None,
 ) -> WriteResult:
     """Stage, then rename into place (what a publish does, without the rest of the artifact)."""
-    staged = stage_safetensors(dest, specs, produce, header_metadata)
+    staged = stage_safetensors(dest, specs, produce, header_metadata, order=order)
     os.replace(staged.path, dest)
     return staged.model_copy(update={"path": dest})
 
@@ -75,7 +76,12 @@ def _every_dtype() -> dict[str, torch.Tensor]:
     return tensors
 
 
-def _write(dest: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None) -> None:
+def _write(
+    dest: Path,
+    tensors: dict[str, torch.Tensor],
+    metadata: dict[str, str] | None,
+    order: Sequence[str] | None = None,
+) -> None:
     specs = {name: TensorSpec.of(t) for name, t in tensors.items()}
     produced: list[str] = []
 
@@ -83,8 +89,10 @@ def _write(dest: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str
         produced.append(name)
         return tensors[name]
 
-    result = write_safetensors(dest, specs, produce, metadata)
+    result = write_safetensors(dest, specs, produce, metadata, order)
     assert sorted(produced) == sorted(tensors), "each tensor is produced exactly once"
+    if order is not None:
+        assert produced == list(order), "tensors are produced in the order asked for"
     assert result.sha256 == hashlib.sha256(dest.read_bytes()).hexdigest()
     assert result.size == dest.stat().st_size
     assert result.n_tensors == len(tensors)
@@ -116,6 +124,31 @@ def test_byte_identical_to_save_file(tmp_path: Path, metadata: dict[str, str] | 
     with safe_open(tmp_path / "ours.safetensors", framework="pt") as handle:
         assert handle.metadata() == metadata
         assert torch.equal(handle.get_tensor("z.f16"), tensors["z.f16"])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_any_production_order_writes_the_same_bytes(tmp_path: Path, seed: int) -> None:
+    """Out of the file's order (the conversion's forward order) the bytes and the SHA256 (hashed
+    from the written prefix) are still save_file's."""
+    tensors = _every_dtype()
+    tensors["big.f32"] = _sample(torch.float32, (1024, 3000), 5)  # spans several hash chunks
+    order = [
+        list(tensors)[i]
+        for i in torch.randperm(len(tensors), generator=torch.Generator().manual_seed(seed))
+    ]
+    save_file(tensors, tmp_path / "ref.safetensors", metadata={"format": "pt"})
+    _write(tmp_path / "ours.safetensors", tensors, {"format": "pt"}, order)
+    assert (tmp_path / "ours.safetensors").read_bytes() == (
+        tmp_path / "ref.safetensors"
+    ).read_bytes()
+
+
+def test_an_order_that_misses_a_tensor_is_refused(tmp_path: Path) -> None:
+    tensors = {"a": torch.zeros(2), "b": torch.ones(3)}
+    specs = {name: TensorSpec.of(t) for name, t in tensors.items()}
+    with pytest.raises(ValueError, match="every tensor of the header once"):
+        stage_safetensors(tmp_path / "x.safetensors", specs, tensors.__getitem__, order=["b"])
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_several_metadata_keys_sorted(tmp_path: Path) -> None:
