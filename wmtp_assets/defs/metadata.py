@@ -48,8 +48,10 @@ def model_sealed_files(
     root: Path, dirs: ModelDirs, files: Mapping[str, str]
 ) -> dict[str, dg.MetadataValue]:
     """The seal of a model artifact: the files ``metadata.json`` records (``files``, hashed by
-    their writer) and ``metadata.json`` itself."""
-    return sealed_files(root, [dirs.metadata], {dirs.root / rel: sha for rel, sha in files.items()})
+    their writer), ``metadata.json`` itself and the conversion's source trace."""
+    proof = [dirs.source_trace] if dirs.source_trace.is_file() else []
+    known = {dirs.root / rel: sha for rel, sha in files.items()}
+    return sealed_files(root, [dirs.metadata, *proof], known)
 
 
 OWNERS = ["team:wmtp"]

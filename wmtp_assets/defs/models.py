@@ -42,6 +42,7 @@ from wmtp_assets.models.tokenizer_files import (
     write_tokenizer_folder,
 )
 from wmtp_assets.models.upstream import META_MTP, SHEARED_LLAMA
+from wmtp_assets.validate.model_checks import resolve_device
 
 GROUP = "models"
 
@@ -164,7 +165,7 @@ def micro_ref(wmtp: WmtpResource) -> dg.MaterializeResult:
     return _build_micro(wmtp, "micro_ref", build_micro_ref)
 
 
-CONVERSION_CODE_VERSION = "fp16-stream-v1"
+CONVERSION_CODE_VERSION = "fp16-stream-v2"  # v2: publishes proof/source_trace.safetensors
 
 META_SAFETENSORS = dg.AssetKey(["models", "meta_llama_mtp", "safetensors"])
 SHEARED_RAW = dg.AssetKey(["models", "ref_sheared_llama_2_7b", "raw"])
@@ -250,9 +251,20 @@ def meta_safetensors(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> d
         CONVERSION_CODE_VERSION,
         context.log.info,
         reuse_current=True,
+        device=_trace_device(context, wmtp),
     )
     link_model(wmtp.layout, "meta_llama_mtp")
     return _materialize_result(wmtp.layout.root, dirs, outcome)
+
+
+def _trace_device(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> str:
+    """WMTP_DEVICE for the source's forward trace the conversion computes; the CPU where that
+    device is absent (conversion steps run on CPU nodes, the trace costs seconds there)."""
+    try:
+        return str(resolve_device(wmtp.device))
+    except RuntimeError as exc:
+        context.log.info(f"{exc}: the source's forward trace runs on the CPU")
+        return "cpu"
 
 
 @dg.asset(
@@ -282,6 +294,7 @@ def sheared_safetensors(
         CONVERSION_CODE_VERSION,
         context.log.info,
         reuse_current=True,
+        device=_trace_device(context, wmtp),
     )
     link_model(wmtp.layout, "ref_sheared_llama_2_7b")
     return _materialize_result(wmtp.layout.root, dirs, outcome)

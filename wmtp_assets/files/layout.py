@@ -60,6 +60,11 @@ class ModelDirs:
     def sha256sums(self) -> Path:
         return self.safetensors / "SHA256SUMS"
 
+    @property
+    def source_trace(self) -> Path:
+        """What the source computes on the forward check's prompt, recorded by the conversion."""
+        return self.root / "proof" / "source_trace.safetensors"
+
 
 @dataclass(frozen=True)
 class DatasetDirs:

@@ -109,9 +109,11 @@ def seal_name(rel: str) -> str:
 
 def seal_target(name: str) -> str | None:
     """The model-folder-relative path of a ``SHA256SUMS`` name; None when it leaves the folder
-    or points into ``raw/`` (never part of the artifact)."""
+    or points into ``raw/`` or ``proof/`` (never part of the artifact)."""
     rel = posixpath.normpath(posixpath.join(SEAL_FOLDER, name))
-    if rel == ".." or rel.startswith("../") or posixpath.isabs(name) or rel.split("/")[0] == "raw":
+    if rel == ".." or rel.startswith("../") or posixpath.isabs(name):
+        return None
+    if rel.split("/")[0] in ("raw", "proof"):
         return None
     return rel
 
@@ -124,12 +126,14 @@ def seal_entries(files: Mapping[str, str], metadata_sha256: str) -> dict[str, st
 
 
 def artifact_files(dirs: ModelDirs) -> dict[str, Path]:
-    """Every file of the artifact on disk except ``raw/``, ``metadata.json``, ``SHA256SUMS``,
+    """Every file of the artifact on disk except ``raw/``, ``proof/`` (run-specific evidence,
+    sealed by the instance only, see ``fp16_conversion``), ``metadata.json``, ``SHA256SUMS``,
     locks and temporary files (what ``metadata.json``'s ``files`` records)."""
     files: dict[str, Path] = {}
     for path in sorted(dirs.root.rglob("*")):
         rel = path.relative_to(dirs.root)
-        if not path.is_file() or rel.parts[0] == "raw" or path in (dirs.metadata, dirs.sha256sums):
+        outside = rel.parts[0] in ("raw", "proof") or path in (dirs.metadata, dirs.sha256sums)
+        if not path.is_file() or outside:
             continue
         if any(part.startswith(".") for part in rel.parts):
             continue

@@ -26,6 +26,7 @@ from wmtp_assets.models.fp16_conversion import (
 )
 from wmtp_assets.models.hf_llama import read_llama_config
 from wmtp_assets.models.shapes import hf_llama_shapes
+from wmtp_assets.models.streamed_architectures import HFLlamaArchitecture
 from wmtp_assets.models.tokenizer_files import tokenizer_info
 
 MODEL_NAME = "ref-sheared-llama-2.7b"
@@ -89,6 +90,7 @@ def hf_llama_plan(
         open=lambda progress: open_hf_shards(raw_dir, notify=progress),
         expected=expected,
         against=str(config_path),
+        architecture=HFLlamaArchitecture(config),
         is_dropped=lambda name: name.endswith(DROPPED_SUFFIX),
         configs=configs,
         folders=(dirs.configs, dirs.tokenizer),
@@ -110,6 +112,7 @@ def convert_hf_llama(
     *,
     reuse_current: bool = False,
     lock_timeout_s: float = 60.0,
+    device: str = "cpu",
 ) -> Float16Outcome:
     """Convert ``raw_dir`` into ``dirs`` (``convert_to_float16`` of :func:`hf_llama_plan`).
 
@@ -123,4 +126,5 @@ def convert_hf_llama(
         progress,
         reuse_current=reuse_current,
         lock_timeout_s=lock_timeout_s,
+        device=device,
     )

@@ -28,6 +28,7 @@ from wmtp_assets.models.fp16_conversion import (
 from wmtp_assets.models.mtp.args import ModelArgs
 from wmtp_assets.models.mtp.model import ROPE_FREQS_KEY
 from wmtp_assets.models.shapes import meta_shapes
+from wmtp_assets.models.streamed_architectures import MetaMTPArchitecture
 from wmtp_assets.models.tokenizer_files import tokenizer_info
 
 MODEL_NAME = "meta-llama-mtp"
@@ -85,6 +86,7 @@ def meta_plan(
         open=lambda progress: open_checkpoint(raw_dir / CHECKPOINT, notify=progress),
         expected=meta_shapes(args),
         against=str(params),
+        architecture=MetaMTPArchitecture(args),
         is_dropped=lambda name: name == ROPE_FREQS_KEY,
         configs=configs,
         folders=(dirs.configs,),
@@ -105,6 +107,7 @@ def convert_meta_mtp(
     *,
     reuse_current: bool = False,
     lock_timeout_s: float = 60.0,
+    device: str = "cpu",
 ) -> Float16Outcome:
     """Convert ``raw_dir`` into ``dirs`` (``convert_to_float16`` of :func:`meta_plan`).
 
@@ -119,4 +122,5 @@ def convert_meta_mtp(
         progress,
         reuse_current=reuse_current,
         lock_timeout_s=lock_timeout_s,
+        device=device,
     )

@@ -11,13 +11,17 @@ for every format, holding the artifact's lock throughout:
    records (``source_digest``, in the background), open the checkpoint without reading tensor
    bytes, check names and shapes against the plan and every tensor being float, all BEFORE
    writing anything;
-3. stream every tensor through the range-checked cast (``fp16_cast``) into a staged
-   ``safetensors/model.safetensors``, one converted tensor in memory at a time;
+3. stream every tensor, in the order the forward pass reads them, through the range-checked
+   cast (``fp16_cast``) into a staged ``safetensors/model.safetensors``, one converted tensor
+   in memory at a time, running the source's forward on each stage as its tensors pass;
 4. refuse to go on unless every raw file hashed to its ``SOURCE.json`` SHA256 (the bytes just
    converted are the ones the record vouches for);
 5. stage the format's configs and publish everything at once under a new ``SHA256SUMS``
    (``artifact.ArtifactStaging``): until the last rename the previous artifact stays complete
-   or the folder has no seal.
+   or the folder has no seal;
+6. write ``proof/source_trace.safetensors``: what the source computed on the forward check's
+   prompt, traced in step 3's pass (``models.streamed_forward``), bound to the raw files'
+   and the weights' SHA256, so the forward check need not read the source again.
 
 A forced rewrite of the same input produces identical bytes.
 """
@@ -34,6 +38,7 @@ import torch
 from pydantic import BaseModel, Field
 from safetensors import safe_open
 
+from wmtp_assets.files.atomic import atomic_write_bytes
 from wmtp_assets.files.layout import ModelDirs
 from wmtp_assets.files.lock import artifact_lock
 from wmtp_assets.models.artifact import WEIGHTS as WEIGHTS  # re-exported for the assets
@@ -56,6 +61,8 @@ from wmtp_assets.models.safetensors_writer import (
 )
 from wmtp_assets.models.shapes import Shapes, require_shapes
 from wmtp_assets.models.source_digest import SourceChangedError, SourceDigests
+from wmtp_assets.models.streamed_architectures import StreamedArchitecture
+from wmtp_assets.models.streamed_forward import TraceBuilder, trace_metadata
 from wmtp_assets.sources import SourceError, read_provenance
 from wmtp_assets.sources.provenance import SOURCE_FILE, checked_repo_path
 
@@ -70,7 +77,8 @@ class Float16Plan:
 
     ``raw_dir`` is the folder ``source.files`` (its ``SOURCE.json`` records) are relative to;
     ``checkpoint`` is the file or folder errors name; ``open`` opens it lazily;
-    ``expected`` is what ``against`` (a config file) implies; ``is_dropped`` picks the tensors
+    ``expected`` is what ``against`` (a config file) implies; ``architecture`` runs the source's
+    forward while it is read (its trace is published); ``is_dropped`` picks the tensors
     that are not weights (``rope.freqs``, ``inv_freq``); ``configs(dtype)`` are the format's
     config files, published with the weights; ``folders`` are the output folders besides
     ``safetensors/`` this format writes (swept of stale temporary files); the rest are
@@ -84,6 +92,7 @@ class Float16Plan:
     open: Callable[[Progress | None], LazyCheckpoint]
     expected: Shapes
     against: str
+    architecture: StreamedArchitecture
     is_dropped: Callable[[str], bool]
     configs: Callable[[str], ConfigFiles]
     folders: Sequence[Path]
@@ -147,11 +156,12 @@ def convert_to_float16(
     *,
     reuse_current: bool = False,
     lock_timeout_s: float = 60.0,
+    device: torch.device | str = "cpu",
 ) -> Float16Outcome:
     """Convert ``plan`` into ``dirs`` (see the module docstring) or find it up to date.
 
     Waits up to ``lock_timeout_s`` for a concurrent conversion of the same artifact, then
-    raises ``ArtifactLockedError``.
+    raises ``ArtifactLockedError``. ``device`` runs the source's forward trace.
     """
     started = time.monotonic()
     with artifact_lock(dirs.root, timeout_s=lock_timeout_s):
@@ -181,8 +191,9 @@ def convert_to_float16(
             require_float_sources(specs, plan.checkpoint)
             require_recorded_checkpoint(plan, checkpoint.files, digests.files)
             source_files = sorted(p.name for p in checkpoint.files)
+            trace = TraceBuilder(plan.architecture, torch.device(device), str(plan.checkpoint))
             weights = stage_float16_weights(
-                checkpoint, names, dirs.weights, {"format": "pt"}, progress
+                checkpoint, names, dirs.weights, {"format": "pt"}, progress, trace
             )
             artifact.adopt(weights.staged.path, dirs.weights, weights.staged.sha256)
             digests.require_recorded()
@@ -207,6 +218,11 @@ def convert_to_float16(
                 tokenizer_shared_with=plan.tokenizer_shared_with,
                 code_version=code_version,
             )
+            # After the publish and outside the seal: float sums differ in their last bits
+            # between machines and thread counts, so the trace cannot be part of the artifact's
+            # byte-identical files; it names the weights and raw files it belongs to instead.
+            binding = trace_metadata(plan.source.files, weights.staged.sha256)
+            atomic_write_bytes(dirs.source_trace, trace.result().to_bytes(binding))
     seconds = time.monotonic() - started
     report = ConversionReport(
         weights=dirs.weights,
@@ -239,12 +255,15 @@ def stage_float16_weights(
     dest: Path,
     header_metadata: Mapping[str, str],
     progress: Progress | None = None,
+    trace: TraceBuilder | None = None,
 ) -> Float16Weights:
     """Stream ``names`` from ``checkpoint`` through the fp16 cast into a staged file for ``dest``.
 
     Holds one converted tensor at a time (in one reused buffer); each source tensor's mapped
-    pages are released once its bytes are written. On any error (range check, write failure)
-    the staged file is gone. The caller publishes ``staged.path`` (``ArtifactStaging.adopt``).
+    pages are released once its bytes are written and ``trace`` (fed every source tensor, in
+    its order, so the source's forward runs in this same pass) is done with it. On any error
+    (range check, write failure) the staged file is gone. The caller publishes
+    ``staged.path`` (``ArtifactStaging.adopt``).
     """
     sources = {name: checkpoint.spec(name) for name in names}
     specs = {name: TensorSpec(dtype=torch.float16, shape=s.shape) for name, s in sources.items()}
@@ -267,7 +286,9 @@ def stage_float16_weights(
         return result
 
     def written(name: str, so_far: int) -> None:
-        checkpoint.release(held.pop(name), name)
+        released = [name] if trace is None else trace.feed(name, held[name])
+        for done in released:
+            checkpoint.release(held.pop(done), done)
         if progress is not None:
             rate = so_far / max(time.monotonic() - start, 1e-9) / 1e6
             progress(
@@ -275,7 +296,13 @@ def stage_float16_weights(
                 f"{so_far / 1e6:.1f}/{total / 1e6:.1f} MB written, {rate:.0f} MB/s"
             )
 
-    staged = stage_safetensors(dest, specs, produce, header_metadata, on_written=written)
+    order = None
+    if trace is not None:
+        traced = [n for n in trace.order if n in specs]
+        order = traced + [n for n in names if n not in set(traced)]
+    staged = stage_safetensors(
+        dest, specs, produce, header_metadata, on_written=written, order=order
+    )
     return Float16Weights(staged=staged, cast=summary)
 
 

@@ -23,7 +23,7 @@ from typing import Literal, NamedTuple
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 from torch import Tensor, nn
 
 from wmtp_assets.models.checkpoint_reader import LazyCheckpoint
@@ -34,6 +34,7 @@ PROMPT_SEED = 0
 OUTPUT_ROWS_PER_CHUNK = 4096
 """Rows of the output matrix cast to float32 at a time (16 MB at dim 1024, 64 MB at 4096)."""
 EMBEDDING, LOGITS = "embedding", "logits"
+TRACE_BINDING, TRACE_SOURCE, TRACE_WEIGHTS = "wmtp_trace", "source_sha256", "weights_sha256"
 
 Opener = Callable[[], LazyCheckpoint]
 """Opens a checkpoint lazily; the streaming forward opens it once per pass."""
@@ -188,28 +189,30 @@ class SourceTrace(NamedTuple):
     tokens: Tensor
     states: dict[str, Tensor]
 
-    def save(self, path: Path, metadata: Mapping[str, str]) -> None:
-        """Write as safetensors (``path``'s bytes depend only on the trace and metadata)."""
+    def to_bytes(self, metadata: Mapping[str, str]) -> bytes:
+        """As safetensors (the bytes depend only on the trace and ``metadata``)."""
         tensors = {"tokens": self.tokens.contiguous()}
         tensors |= {f"state.{name}": t.contiguous() for name, t in self.states.items()}
-        save_file(tensors, path, metadata={"format": "pt", **metadata})
+        # one metadata key: the library writes several in hash-map order, not reproducibly
+        return save(tensors, metadata={TRACE_BINDING: json.dumps(dict(sorted(metadata.items())))})
 
     @classmethod
     def load(cls, path: Path) -> tuple[SourceTrace, dict[str, str]]:
         """The trace and the metadata it was saved with."""
         with safe_open(path, framework="pt") as fh:
-            metadata = dict(fh.metadata() or {})
+            metadata = json.loads((fh.metadata() or {}).get(TRACE_BINDING, "{}"))
             names = list(fh.keys())
             tokens = fh.get_tensor("tokens")
             states = {n.removeprefix("state."): fh.get_tensor(n) for n in names if n != "tokens"}
         return cls(tokens, states), metadata
 
 
-def trace_metadata(arch: StreamedArchitecture, source_sha256: Mapping[str, str]) -> dict[str, str]:
-    """What a trace records beside its tensors: the raw files it was computed from."""
+def trace_metadata(source_sha256: Mapping[str, str], weights_sha256: str) -> dict[str, str]:
+    """What a trace is bound to: the raw files it was computed from (path -> SHA256) and the
+    converted weights computed in the same pass."""
     return {
-        "stages": json.dumps([s.name for s in stages(arch)]),
-        "source_sha256": json.dumps(dict(sorted(source_sha256.items()))),
+        TRACE_SOURCE: json.dumps(dict(sorted(source_sha256.items()))),
+        TRACE_WEIGHTS: weights_sha256,
     }
 
 

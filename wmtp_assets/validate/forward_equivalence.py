@@ -46,12 +46,15 @@ that class and runs finite, and that the streaming path is the model's forward.
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal, NamedTuple
 
 import torch
 from pydantic import BaseModel
+from safetensors import SafetensorError
 from torch import Tensor
 
 from wmtp_assets.models.checkpoint_reader import open_checkpoint
@@ -59,6 +62,8 @@ from wmtp_assets.models.streamed_architectures import StreamedArchitecture
 from wmtp_assets.models.streamed_forward import (
     EMBEDDING,
     LOGITS,
+    TRACE_SOURCE,
+    TRACE_WEIGHTS,
     Opener,
     SourceTrace,
     StageRunner,
@@ -75,7 +80,7 @@ STAGE_TOLERANCE = 16 * FLOAT16_UNIT_ROUNDOFF
 class EquivalenceReport(BaseModel):
     """What one comparison found; :attr:`problems` is empty when it passes."""
 
-    reference: Literal["source checkpoint", "whole model"]
+    reference: Literal["source checkpoint", "source trace", "whole model"]
     device: str
     prompt: list[int]
     logits_shape: list[int]
@@ -210,7 +215,7 @@ def streamed_logits(
 
 
 def _report(
-    reference: Literal["source checkpoint", "whole model"],
+    reference: Literal["source checkpoint", "source trace", "whole model"],
     expected: Tensor,
     run: Streamed,
     logits_tolerance: float,
@@ -244,13 +249,15 @@ def compare_to_trace(
     converted: Opener,
     device: torch.device,
     started: float | None = None,
+    recorded: bool = False,
 ) -> EquivalenceReport:
-    """The converted checkpoint against what its source computed (see the module docstring)."""
+    """The converted checkpoint against what its source computed (see the module docstring);
+    ``recorded``: the trace is the conversion's, not computed from the source just now."""
     started = time.monotonic() if started is None else started
     run = streamed_logits(arch, converted, device, trace)
     path_stages = len(arch.trunk) + 3  # embedding, trunk, one head, norm + output
     return _report(
-        "source checkpoint",
+        "source trace" if recorded else "source checkpoint",
         trace.states[LOGITS],
         run,
         STAGE_TOLERANCE * path_stages,
@@ -258,6 +265,26 @@ def compare_to_trace(
         device,
         started,
     )
+
+
+def bound_trace(
+    path: Path, weights_sha256: str | None, source_sha256: Mapping[str, str] | None
+) -> tuple[SourceTrace | None, str]:
+    """The conversion's trace at ``path`` if it belongs to exactly these weights and raw files
+    (the SHA256s ``SHA256SUMS`` and ``raw/SOURCE.json`` record), else None and why not."""
+    if not path.is_file():
+        return None, f"{path}: no trace recorded"
+    try:
+        trace, metadata = SourceTrace.load(path)
+        bound_source = json.loads(metadata[TRACE_SOURCE])
+        bound_weights = metadata[TRACE_WEIGHTS]
+    except (OSError, SafetensorError, KeyError, ValueError) as exc:
+        return None, f"{path}: unreadable trace ({exc})"
+    if bound_weights != weights_sha256:
+        return None, f"{path}: traced with weights {bound_weights[:12]}…, not the stored ones"
+    if bound_source != dict(source_sha256 or {}):
+        return None, f"{path}: traced from other raw files than raw/SOURCE.json records"
+    return trace, ""
 
 
 def compare_to_source(

@@ -48,6 +48,7 @@ from wmtp_assets.models.streamed_architectures import (
 )
 from wmtp_assets.models.streamed_forward import Opener
 from wmtp_assets.models.tokenizer_files import load_sentencepiece
+from wmtp_assets.sources.provenance import read_provenance
 from wmtp_assets.validate import forward_equivalence as fe
 from wmtp_assets.validate.outcome import CheckOutcome
 
@@ -351,15 +352,28 @@ def _architecture(dirs: ModelDirs, fmt: ModelFormat) -> StreamedArchitecture:
 
 def forward_pass(dirs: ModelDirs, fmt: ModelFormat, device: str) -> CheckOutcome:
     """On ``device``, the converted model gives its source checkpoint's logits within float16
-    rounding, block by block and end to end, streamed one block at a time (a generated model:
-    the streamed forward gives the whole loaded model's logits)."""
+    rounding, block by block and end to end, streamed one block at a time. The source side is
+    the trace the conversion recorded in ``proof/`` while it read the source (bound to these
+    weights' and raw files' SHA256; ``raw_matches_source`` proves raw/ still has those bytes),
+    or, without a valid one, computed from ``raw/`` now. A generated model: the streamed
+    forward gives the whole loaded model's logits."""
     target = resolve_device(device)
     arch = _architecture(dirs, fmt)
     source = _source_checkpoint(dirs, fmt)
+    converted: Opener = lambda: open_checkpoint(dirs.weights)  # noqa: E731
+    why_not_recorded = ""
     if source is None:
         report = fe.compare_to_whole_model(arch, dirs.safetensors, target)
     else:
-        report = fe.compare_to_source(arch, source, lambda: open_checkpoint(dirs.weights), target)
+        sums = read_sha256sums(dirs.sha256sums) if dirs.sha256sums.is_file() else {}
+        weights_sha = sums.get(seal_name(WEIGHTS))
+        recorded = read_provenance(dirs.raw)
+        source_sha = {r.path: r.sha256 for r in recorded.files} if recorded else None
+        trace, why_not_recorded = fe.bound_trace(dirs.source_trace, weights_sha, source_sha)
+        if trace is not None:
+            report = fe.compare_to_trace(arch, trace, converted, target, recorded=True)
+        else:
+            report = fe.compare_to_source(arch, source, converted, target)
     worst = report.worst_stage
     details: dict[str, Any] = {
         "reference": report.reference,
@@ -373,10 +387,16 @@ def forward_pass(dirs: ModelDirs, fmt: ModelFormat, device: str) -> CheckOutcome
         "prompt": report.prompt,
         "seconds": report.seconds,
     }
+    if why_not_recorded:
+        details["source_traced_now_because"] = why_not_recorded
     if worst is not None:
         details["worst_stage"] = {"stage": worst[0], "rel_error": worst[1]}
         details["stage_errors"] = report.stage_errors
-    against = "the source checkpoint" if source is not None else "the whole loaded model"
+    against = {
+        "source trace": f"the source's trace {dirs.source_trace.name}",
+        "source checkpoint": "the source checkpoint",
+        "whole model": "the whole loaded model",
+    }[report.reference]
     if report.problems:
         return CheckOutcome.fail(
             f"{dirs.weights} vs {against} on {target}: " + "; ".join(report.problems), **details

@@ -60,11 +60,13 @@ def _convert(raw: Path, dirs: ModelDirs) -> None:
 
 
 def _snapshot(dirs: ModelDirs) -> dict[str, bytes]:
-    """Every file a reader could take for the artifact (not temporaries, not the lock)."""
+    """Every file a reader could take for the artifact (not temporaries, not the lock, not the
+    run-specific ``proof/`` trace, which names the weights it belongs to)."""
+    files = {p.relative_to(dirs.root): p for p in sorted(dirs.root.rglob("*")) if p.is_file()}
     return {
-        p.relative_to(dirs.root).as_posix(): p.read_bytes()
-        for p in sorted(dirs.root.rglob("*"))
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(dirs.root).parts)
+        rel.as_posix(): p.read_bytes()
+        for rel, p in files.items()
+        if not any(part.startswith(".") for part in rel.parts) and rel.parts[0] != "proof"
     }
 
 

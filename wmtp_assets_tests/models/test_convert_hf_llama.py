@@ -127,9 +127,10 @@ def test_converts_and_loads_with_transformers(
         for p in dirs.root.rglob("*")
         if p.is_file()
         and not p.name.startswith(".")
-        and "raw" not in p.relative_to(dirs.root).parts
+        and p.relative_to(dirs.root).parts[0] not in ("raw", "proof")
     } - {"SHA256SUMS", "../metadata.json"}
     assert sealed == on_disk, "the seal lists every file of the artifact"
+    assert dirs.source_trace.is_file(), "the source's trace is recorded beside the artifact"
     assert sha256_file(dirs.weights) == report.sha256
 
     for folder in (dirs.tokenizer, dirs.safetensors):

@@ -17,6 +17,7 @@ from wmtp_assets.files.hashing import sha256_file
 from wmtp_assets.files.layout import ModelDirs
 from wmtp_assets.models.convert_meta import convert_meta_mtp
 from wmtp_assets.models.micro import build_micro_mtp, build_micro_ref
+from wmtp_assets.models.streamed_forward import SourceTrace
 from wmtp_assets.models.tokenizer_files import load_sentencepiece
 from wmtp_assets.validate import model_checks as mc
 from wmtp_assets_tests.models.checkpoint_fixtures import (
@@ -83,8 +84,14 @@ def with_raw(tmp_path_factory: pytest.TempPathFactory) -> ModelDirs:
 def test_forward_pass_compares_with_the_raw_source(with_raw: ModelDirs, tmp_path: Path) -> None:
     outcome = mc.forward_pass(with_raw, "meta", "cpu")
     assert outcome.passed, outcome.summary
-    assert outcome.details["reference"] == "source checkpoint"
+    assert outcome.details["reference"] == "source trace", "the conversion's trace is used"
     assert "layers.0" in outcome.details["stage_errors"]
+    untraced = ModelDirs(Path(shutil.copytree(with_raw.root, tmp_path / "untraced")))
+    untraced.source_trace.unlink()
+    outcome = mc.forward_pass(untraced, "meta", "cpu")
+    assert outcome.passed, outcome.summary
+    assert outcome.details["reference"] == "source checkpoint", "without one, raw/ is traced"
+    assert "no trace recorded" in outcome.details["source_traced_now_because"]
     broken = ModelDirs(Path(shutil.copytree(with_raw.root, tmp_path / "copy")))
     tensors = load_file(broken.weights)
     tensors["layers.0.attention.wo.weight"] *= 1.1
@@ -93,6 +100,30 @@ def test_forward_pass_compares_with_the_raw_source(with_raw: ModelDirs, tmp_path
     assert not outcome.passed
     assert str(broken.weights) in outcome.summary
     assert "first layers.0 " in outcome.summary
+
+
+def test_a_trace_of_other_weights_is_not_used(with_raw: ModelDirs, tmp_path: Path) -> None:
+    """A trace bound to other weights (a conversion killed before it wrote its own) is stale:
+    the check traces raw/ instead of trusting it."""
+    dirs = ModelDirs(Path(shutil.copytree(with_raw.root, tmp_path / "stale")))
+    trace, binding = SourceTrace.load(dirs.source_trace)
+    binding["weights_sha256"] = "0" * 64
+    dirs.source_trace.write_bytes(trace.to_bytes(binding))
+    outcome = mc.forward_pass(dirs, "meta", "cpu")
+    assert outcome.passed and outcome.details["reference"] == "source checkpoint"
+    assert "not the stored ones" in outcome.details["source_traced_now_because"]
+
+
+def test_a_trace_that_is_not_the_source_fails(with_raw: ModelDirs, tmp_path: Path) -> None:
+    """The trace is evidence, not a pass: one whose values are not what the source computes
+    (rewritten, rotten) fails against the stored weights, stage named."""
+    dirs = ModelDirs(Path(shutil.copytree(with_raw.root, tmp_path / "forged")))
+    trace, binding = SourceTrace.load(dirs.source_trace)
+    trace.states["layers.1"].mul_(1.05)
+    dirs.source_trace.write_bytes(trace.to_bytes(binding))
+    outcome = mc.forward_pass(dirs, "meta", "cpu")
+    assert not outcome.passed and outcome.details["reference"] == "source trace"
+    assert "layers.1" in outcome.summary
 
 
 def test_forward_pass_needs_the_source_of_a_fetched_model(
