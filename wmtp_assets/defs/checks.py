@@ -257,9 +257,10 @@ def _model_specs(
         return mc.tokenizer_sha256_shared(folders, given.wmtp.settings.tokenizer_sha256, vocab)
 
     specs = [
+        # First: its one pass over the weights also hashes them for sha256_matches and the seal.
+        CheckSpec(asset, "values_are_finite", lambda c: mc.values_are_finite(dirs(c)), mc),
         CheckSpec(asset, "sha256_matches", lambda c: mc.sha256_matches(dirs(c)), mc, True),
         CheckSpec(asset, "dtype_is_float16", lambda c: mc.dtype_is_float16(dirs(c)), mc, True),
-        CheckSpec(asset, "values_are_finite", lambda c: mc.values_are_finite(dirs(c)), mc),
         CheckSpec(
             asset,
             "keys_and_shapes_match_config",

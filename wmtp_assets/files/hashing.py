@@ -7,9 +7,11 @@ hashlib is used directly: coreutils ``sha256sum`` is several times slower on the
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -41,16 +43,49 @@ def shared_hashes() -> Iterator[None]:
         _SHARED.reset(token)
 
 
+def _identity(path: Path | str, stat: os.stat_result) -> tuple[str, int, int, int]:
+    """What must stay the same for a file's hash to be reused within one step."""
+    return (os.path.realpath(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+
+
 def sha256_file(path: Path | str) -> str:
     """Hex SHA256 of a file (``hashlib.file_digest``: bounded memory, no Python loop)."""
     shared = _SHARED.get()
     if shared is None:
         return _read_sha256(path)
     stat = os.stat(path)
-    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    key = _identity(path, stat)
     if key not in shared:
         shared[key] = _read_sha256(path)
     return shared[key]
+
+
+def sha256_scan(path: Path | str, consume: Callable[[memoryview, int], None]) -> str:
+    """SHA256 of a file, each chunk also handed to ``consume(chunk, offset)`` in file order: a
+    check that reads every byte (finiteness of weights) and the hash share one pass, the hash
+    running on another thread while ``consume`` works. Within :func:`shared_hashes` the hash
+    is kept for the step's other checks."""
+    stat = os.stat(path)
+    digest = hashlib.sha256()
+    buffers = [memoryview(bytearray(CHUNK)), memoryview(bytearray(CHUNK))]
+    offset = 0
+    with open(path, "rb", buffering=0) as fh, ThreadPoolExecutor(1, "sha256") as pool:
+        for i in itertools.count():
+            view = buffers[i % 2]
+            n = fh.readinto(view)
+            if not n:
+                break
+            hashed = pool.submit(digest.update, view[:n])
+            try:
+                consume(view[:n], offset)
+            finally:
+                hashed.result()
+            offset += n
+    hexdigest = digest.hexdigest()
+    shared = _SHARED.get()
+    if shared is not None:
+        shared[_identity(path, stat)] = hexdigest
+    return hexdigest
 
 
 def _read_sha256(path: Path | str) -> str:

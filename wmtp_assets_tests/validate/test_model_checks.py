@@ -3,6 +3,7 @@ generated micro models."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -13,7 +14,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from wmtp_assets.files.hashing import sha256_file
+from wmtp_assets.files import hashing
+from wmtp_assets.files.hashing import CHUNK, sha256_file
 from wmtp_assets.files.layout import ModelDirs
 from wmtp_assets.models.convert_meta import convert_meta_mtp
 from wmtp_assets.models.micro import build_micro_mtp, build_micro_ref
@@ -173,6 +175,34 @@ def test_values_are_finite_fails_on_one_non_finite_value(tmp_path: Path, bad_val
     assert outcome.details["first_tensor"] == "b.weight" and outcome.details["non_finite"] == 1
     save_file({"a.weight": good, "c.steps": torch.arange(3)}, dirs.weights)
     assert mc.values_are_finite(dirs).passed
+
+
+def test_values_are_finite_across_chunks_and_dtypes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tensors that span the scan's read chunks, of several float dtypes: each non-finite value
+    is found in its tensor; the same pass hashes the file for sha256_matches and the seal."""
+    dirs = ModelDirs(tmp_path / "model")
+    dirs.weights.parent.mkdir(parents=True)
+    big = torch.zeros(CHUNK, dtype=torch.float16)  # 2 chunks of bytes
+    big[CHUNK // 2 + 7] = float("nan")  # in the second chunk
+    wide = torch.zeros(1000, dtype=torch.float32)
+    wide[999] = float("-inf")
+    tensors = {"big": big, "wide": wide, "ok": torch.ones(10, dtype=torch.bfloat16)}
+    save_file(tensors, dirs.weights)
+    read: list[str] = []
+    real = hashing._read_sha256
+    monkeypatch.setattr(hashing, "_read_sha256", lambda p: read.append(str(p)) or real(p))
+    with hashing.shared_hashes():
+        outcome = mc.values_are_finite(dirs)
+        assert (
+            hashing.sha256_file(dirs.weights)
+            == hashlib.sha256(dirs.weights.read_bytes()).hexdigest()
+        )
+    assert read == [], "the finiteness scan hashed the file: no second read"
+    assert not outcome.passed
+    assert outcome.details["tensors_with_non_finite"] == 2
+    assert outcome.details["first_tensor"] == "big" and outcome.details["non_finite"] == 1
 
 
 @pytest.fixture(scope="module")

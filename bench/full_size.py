@@ -1,0 +1,246 @@
+"""Benchmark at real size: the full 7B_1T_4 or Sheared-LLaMA-2.7B through the commands a user
+types, against ``cp`` + fsync of the same source, with peak private memory of the process tree.
+
+    python bench/full_size.py meta    --workdir /work/scratch-models   # 27 GB source
+    python bench/full_size.py sheared --workdir /work/scratch-models   # 10.8 GB of shards
+
+Steps, in one run and on one disk:
+
+1. build the upstream repo in a local mirror without holding it in RAM
+   (``bench/full_size_sources.py``), with its mirror manifest;
+2. ``dagster asset materialize`` of the raw (and tokenizer) assets: a verified copy into
+   ``raw/``; then the mirror's weights are deleted (disk), the raw copy is the source;
+3. baseline: ``cp`` of the raw checkpoint file(s) + ``fsync``, the copy then deleted;
+4. ``dagster asset materialize --select <safetensors asset>``: conversion and every check;
+5. ``wmtp-assets verify --model <model>``.
+
+Before 3, 4 and 5 the raw and converted files are dropped from the page cache
+(``POSIX_FADV_DONTNEED``), so each starts cold as on a node that fetched yesterday. Memory is
+sampled every 0.2 s over the whole process tree: private = ``RssAnon + RssShmem`` summed over
+every process (mapped checkpoint pages are page cache, ``RssFile``, shown apart). Results go to
+stdout and ``<workdir>/full_size_<model>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from bench.full_size_sources import LLAMA2_SHA256, build_meta, build_sheared  # noqa: E402
+
+MODELS = {
+    "meta": {
+        "repo": "facebook/multi-token-prediction",
+        "asset": "meta_llama_mtp",
+        "raw_select": "models/meta_llama_mtp/raw,models/meta_llama_mtp/tokenizer",
+    },
+    "sheared": {
+        "repo": "princeton-nlp/Sheared-LLaMA-2.7B",
+        "asset": "ref_sheared_llama_2_7b",
+        "raw_select": "models/ref_sheared_llama_2_7b/raw",
+    },
+}
+
+
+def _status_kb(pid: str) -> dict[str, int]:
+    fields: dict[str, int] = {}
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return fields
+    for line in text.splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("RssAnon", "RssShmem", "RssFile"):
+            fields[name] = int(rest.split()[0])
+    return fields
+
+
+def _tree(root: int) -> list[str]:
+    children: dict[str, list[str]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            ppid = stat.rsplit(")", 1)[1].split()[1]
+            children.setdefault(ppid, []).append(entry)
+    found, todo = [], [str(root)]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+class TreeMemory(threading.Thread):
+    """Peak ``RssAnon + RssShmem`` (private) and ``RssFile`` summed over a process tree."""
+
+    def __init__(self, pid: int, interval_s: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.interval_s = pid, interval_s
+        self.peak_private_kb = self.peak_file_kb = 0
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.is_set():
+            totals = [_status_kb(pid) for pid in _tree(self.pid)]
+            private = sum(t.get("RssAnon", 0) + t.get("RssShmem", 0) for t in totals)
+            self.peak_private_kb = max(self.peak_private_kb, private)
+            self.peak_file_kb = max(self.peak_file_kb, sum(t.get("RssFile", 0) for t in totals))
+            time.sleep(self.interval_s)
+
+    def stop(self) -> dict[str, float]:
+        self._done.set()
+        self.join()
+        return {
+            "peak_private_gb": self.peak_private_kb / 1024**2,
+            "peak_file_backed_gb": self.peak_file_kb / 1024**2,
+        }
+
+
+def timed(command: list[str], env: dict[str, str]) -> dict[str, object]:
+    """Run ``command``; wall seconds, exit code, memory peaks and the output's tail."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    sampler = TreeMemory(proc.pid)
+    sampler.start()
+    output, _ = proc.communicate()
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "exit": proc.returncode, **sampler.stop(), "tail": output[-3000:]}
+
+
+def drop_from_cache(*paths: Path) -> None:
+    for path in paths:
+        with open(path, "rb") as fh:
+            os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+
+
+def copy_with_fsync(sources: list[Path], dest_dir: Path) -> float:
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    drop_from_cache(*sources)
+    start = time.perf_counter()
+    for source in sources:
+        dest = dest_dir / source.name
+        subprocess.run(["cp", str(source), str(dest)], check=True)
+        fd = os.open(dest, os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+    seconds = time.perf_counter() - start
+    shutil.rmtree(dest_dir)
+    return seconds
+
+
+def build_mirror(model: str, mirror: Path, scratch: Path) -> list[Path]:
+    from wmtp_assets.sources import RepoRef, mirror_repo_dir, write_mirror_manifest
+
+    ref = RepoRef(repo_id=MODELS[model]["repo"], repo_type="model", revision="main")
+    repo = mirror_repo_dir(mirror, ref)
+    scratch.mkdir(parents=True, exist_ok=True)
+    weights = [build_meta(repo, scratch)] if model == "meta" else build_sheared(repo, scratch)
+    shutil.rmtree(scratch)
+    write_mirror_manifest(mirror, ref, "0" * 39 + "1")
+    return [p.relative_to(repo) for p in weights]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", choices=sorted(MODELS))
+    parser.add_argument("--workdir", type=Path, default=Path("/work/scratch-models"))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--skip-verify", action="store_true")
+    parser.add_argument(
+        "--reuse-raw",
+        action="store_true",
+        help="keep raw/ (and the instance) of an earlier run; convert and verify again",
+    )
+    args = parser.parse_args()
+    spec, work = MODELS[args.model], args.workdir.resolve()
+    mirror, root, home = work / "mirror", work / "storage", work / "dagster_home"
+    from wmtp_assets.files.layout import Layout
+
+    dirs = Layout(root).model(spec["asset"])
+    results: dict[str, object] = {"model": args.model, "device": args.device}
+    if args.reuse_raw:
+        weights = json.loads((work / f"weights_{args.model}.json").read_text())
+        for folder in (dirs.safetensors, dirs.configs, dirs.source_trace.parent):
+            shutil.rmtree(folder, ignore_errors=True)
+        dirs.metadata.unlink(missing_ok=True)
+    else:
+        for folder in (mirror, root, home):
+            shutil.rmtree(folder, ignore_errors=True)
+        home.mkdir(parents=True)
+        start = time.perf_counter()
+        weights = [str(p) for p in build_mirror(args.model, mirror, work / "scratch")]
+        (work / f"weights_{args.model}.json").write_text(json.dumps(weights))
+        results["build_seconds"] = time.perf_counter() - start
+        print(f"built the mirror in {results['build_seconds']:.0f} s: {weights}", flush=True)
+
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),
+        "DAGSTER_HOME": str(home),
+        "WMTP_STORAGE_ROOT": str(root),
+        "WMTP_MIRROR": str(mirror),
+        "WMTP_DEVICE": args.device,
+        "WMTP_TOKENIZER_SHA256": LLAMA2_SHA256,
+    }
+    bindir = Path(sys.executable).parent
+    materialize = [str(bindir / "dagster"), "asset", "materialize", "-m", "wmtp_assets.definitions"]
+    if not args.reuse_raw:
+        fetch = timed([*materialize, "--select", spec["raw_select"]], env)
+        results["fetch_raw"] = fetch
+        print(f"raw fetch: {fetch['seconds']:.0f} s, exit {fetch['exit']}", flush=True)
+        if fetch["exit"] != 0:
+            raise SystemExit(str(fetch["tail"]))
+        for rel in weights:
+            (mirror / "models" / spec["repo"] / rel).unlink()
+    raw_weights = [dirs.raw / rel for rel in weights]
+    source_bytes = sum(p.stat().st_size for p in raw_weights)
+    copy_s = copy_with_fsync(raw_weights, work / "copy")
+    results |= {"source_bytes": source_bytes, "copy_fsync_seconds": copy_s}
+    print(f"cp + fsync of {source_bytes / 1e9:.2f} GB: {copy_s:.1f} s", flush=True)
+
+    drop_from_cache(*raw_weights)
+    convert = timed([*materialize, "--select", f"models/{spec['asset']}/safetensors"], env)
+    results["convert_command"] = convert
+    print(
+        f"conversion command: {convert['seconds']:.0f} s = {convert['seconds'] / copy_s:.2f}x "
+        f"cp, peak private {convert['peak_private_gb']:.2f} GB, exit {convert['exit']}",
+        flush=True,
+    )
+    if not args.skip_verify:
+        drop_from_cache(*raw_weights, dirs.weights)
+        verify = timed(
+            [str(bindir / "wmtp-assets"), "verify", "--model", spec["asset"]],
+            {**env, "PYTHONUNBUFFERED": "1"},
+        )
+        results["verify"] = verify
+        print(
+            f"verify --model {spec['asset']}: {verify['seconds']:.0f} s = "
+            f"{verify['seconds'] / copy_s:.2f}x cp, peak private "
+            f"{verify['peak_private_gb']:.2f} GB, exit {verify['exit']}",
+            flush=True,
+        )
+    out = work / f"full_size_{args.model}.json"
+    out.write_text(json.dumps(results, indent=2, default=str))
+    for name in ("convert_command", "verify"):
+        if name in results:
+            print(f"--- {name} tail ---\n{results[name]['tail'][-1500:]}")  # type: ignore[index]
+    print(f"results: {out}")
+
+
+if __name__ == "__main__":
+    main()
