@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -38,6 +39,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from bench.full_size_sources import LLAMA2_SHA256, build_meta, build_sheared  # noqa: E402
 
+STEP_TIME = re.compile(r'Finished execution of step "([^"]+)" in ([0-9.]+(?:ms|s|m))')
 MODELS = {
     "meta": {
         "repo": "facebook/multi-token-prediction",
@@ -119,7 +121,14 @@ def timed(command: list[str], env: dict[str, str]) -> dict[str, object]:
     sampler.start()
     output, _ = proc.communicate()
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "exit": proc.returncode, **sampler.stop(), "tail": output[-3000:]}
+    steps = {m[1]: m[2] for m in STEP_TIME.finditer(output)}
+    return {
+        "seconds": seconds,
+        "exit": proc.returncode,
+        **sampler.stop(),
+        "steps": steps,
+        "tail": output[-3000:],
+    }
 
 
 def drop_from_cache(*paths: Path) -> None:

@@ -28,6 +28,7 @@ from safetensors import SafetensorError, safe_open
 from wmtp_assets.files.layout import UnsafePathError, safe_join
 from wmtp_assets.models.file_mapping import (
     MappingRefusedError,
+    file_range,
     load_shared_read_only,
     release_pages,
 )
@@ -109,6 +110,8 @@ class LazyCheckpoint:
     def __init__(self, files: Mapping[Path, Any], where: Mapping[str, Path]) -> None:
         self._files = dict(files)
         self._where = dict(where)
+        self.on_release: Callable[[Path, int, int], None] | None = None
+        """Told (file, begin, end) of each released mapped tensor: who may drop its pages."""
 
     @property
     def names(self) -> list[str]:
@@ -143,8 +146,13 @@ class LazyCheckpoint:
         return tensor
 
     def release(self, tensor: torch.Tensor, name: str) -> None:
-        """Drop ``tensor``'s mapped pages from RSS once it has been used (see release_pages)."""
-        release_pages(tensor, self._where[name])
+        """Drop ``tensor``'s mapped pages from RSS once it has been used (see release_pages)
+        and tell ``on_release`` where they lie in the file."""
+        source = self._where[name]
+        span = file_range(tensor, source) if self.on_release is not None else None
+        release_pages(tensor, source)
+        if span is not None and self.on_release is not None:
+            self.on_release(source, *span)
 
     def close(self) -> None:
         self._files.clear()

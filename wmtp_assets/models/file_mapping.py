@@ -43,6 +43,8 @@ class Mapping:
     start: int
     end: int
     perms: str
+    offset: int
+    """Where in the file the mapping starts."""
 
     @property
     def shared(self) -> bool:
@@ -69,7 +71,7 @@ def mappings_of(path: Path) -> list[Mapping]:
         # so the path (as the kernel prints it) is accepted too.
         if len(fields) == 6 and ((fields[3], fields[4]) == identity or fields[5] == resolved):
             start, end = (int(x, 16) for x in fields[0].split("-"))
-            found.append(Mapping(start, end, fields[1]))
+            found.append(Mapping(start, end, fields[1], int(fields[2], 16)))
     return found
 
 
@@ -149,3 +151,24 @@ def release_pages(tensor: torch.Tensor, source: Path) -> int:
             if _libc().madvise(ctypes.c_void_p(lo), length, _MADV_DONTNEED) == 0:
                 released += hi - lo
     return released
+
+
+def file_range(tensor: torch.Tensor, source: Path) -> tuple[int, int] | None:
+    """Where ``tensor``'s bytes lie in ``source`` (begin, end), when it is a mapping of it."""
+    pointer = tensor.data_ptr()
+    for found in mappings_of(source):
+        if found.start <= pointer < found.end:
+            begin = found.offset + pointer - found.start
+            return begin, begin + tensor.numel() * tensor.element_size()
+    return None
+
+
+def drop_cached(path: Path, begin: int, end: int) -> None:
+    """Ask the kernel to drop ``path``'s clean pages in ``[begin, end)`` from the page cache
+    (``POSIX_FADV_DONTNEED``): bytes read once then make room for those read again (the
+    converted weights, hashed and checked right after). Advisory; a no-op where unsupported."""
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is None or end <= begin:
+        return
+    with contextlib.suppress(OSError), open(path, "rb") as fh:
+        advise(fh.fileno(), begin, end - begin, os.POSIX_FADV_DONTNEED)

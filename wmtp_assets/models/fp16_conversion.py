@@ -57,6 +57,7 @@ from wmtp_assets.models.safetensors_writer import (
     TensorSpec,
     WriteResult,
     stage_safetensors,
+    tensor_order,
     torch_dtype,
 )
 from wmtp_assets.models.shapes import Shapes, require_shapes
@@ -191,6 +192,7 @@ def convert_to_float16(
             require_float_sources(specs, plan.checkpoint)
             require_recorded_checkpoint(plan, checkpoint.files, digests.files)
             source_files = sorted(p.name for p in checkpoint.files)
+            checkpoint.on_release = digests.drop_when_hashed
             trace = TraceBuilder(plan.architecture, torch.device(device), str(plan.checkpoint))
             weights = stage_float16_weights(
                 checkpoint, names, dirs.weights, {"format": "pt"}, progress, trace
@@ -296,14 +298,34 @@ def stage_float16_weights(
                 f"{so_far / 1e6:.1f}/{total / 1e6:.1f} MB written, {rate:.0f} MB/s"
             )
 
-    order = None
-    if trace is not None:
-        traced = [n for n in trace.order if n in specs]
-        order = traced + [n for n in names if n not in set(traced)]
+    order = None if trace is None else conversion_order(trace, specs)
     staged = stage_safetensors(
         dest, specs, produce, header_metadata, on_written=written, order=order
     )
     return Float16Weights(staged=staged, cast=summary)
+
+
+def conversion_order(trace: TraceBuilder, specs: Mapping[str, TensorSpec]) -> list[str]:
+    """The order tensors are converted in: the forward pass's (``trace.order``), so the trace
+    runs each stage as its tensors pass, except that tensors the file stores before the first
+    trunk block's (Meta's ``extra_heads``, HF's ``lm_head``) go first, in file order.
+
+    Why: the output's SHA256 is hashed from the written prefix; in pure forward order that
+    prefix would stay empty until the last tensors and the whole file would be hashed (and
+    re-read) at the end. Hoisted tensors wait for their stage in the trace (their pages may be
+    read again then: 2.4 GB of 27 at 7B_1T_4); the trunk's lexicographic vs numeric order
+    leaves the prefix at most a few blocks behind.
+    """
+    file_order = tensor_order(specs)
+    position = {name: i for i, name in enumerate(file_order)}
+    forward = [n for n in trace.order if n in specs]
+    trunk = [s for s in trace.stages if s.kind == "trunk"]
+    first_trunk = min((position[n] for n in trunk[0].tensors), default=0) if trunk else 0
+    hoisted = sorted((n for n in forward if position[n] < first_trunk), key=position.__getitem__)
+    first = set(hoisted)
+    traced = set(forward)
+    rest = [n for n in forward if n not in first]
+    return hoisted + rest + [n for n in file_order if n not in traced]
 
 
 def recorded_sources(plan: Float16Plan) -> dict[Path, str]:
