@@ -2,7 +2,7 @@
 types, against ``cp`` + fsync of the same source, with peak private memory of the process tree.
 
     python bench/full_size.py meta    --workdir /work/scratch-models   # 27 GB source
-    python bench/full_size.py sheared --workdir /work/scratch-models   # 10.8 GB of shards
+    python bench/full_size.py sheared --workdir /work/scratch-models   # 10.8 GB; after meta
 
 Steps, in one run and on one disk:
 
@@ -177,7 +177,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     spec, work = MODELS[args.model], args.workdir.resolve()
-    mirror, root, home = work / "mirror", work / "storage", work / "dagster_home"
+    mirror, root, home = work / f"mirror-{args.model}", work / "storage", work / "dagster_home"
     from wmtp_assets.files.layout import Layout
 
     dirs = Layout(root).model(spec["asset"])
@@ -188,9 +188,11 @@ def main() -> None:
             shutil.rmtree(folder, ignore_errors=True)
         dirs.metadata.unlink(missing_ok=True)
     else:
-        for folder in (mirror, root, home):
+        # One root and instance for both models: the Sheared checks compare its tokenizer
+        # with the Meta one (run `meta` first); only this model's folders start afresh.
+        for folder in (mirror, dirs.root):
             shutil.rmtree(folder, ignore_errors=True)
-        home.mkdir(parents=True)
+        home.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         weights = [str(p) for p in build_mirror(args.model, mirror, work / "scratch")]
         (work / f"weights_{args.model}.json").write_text(json.dumps(weights))
@@ -202,7 +204,7 @@ def main() -> None:
         "PYTHONPATH": str(REPO_ROOT),
         "DAGSTER_HOME": str(home),
         "WMTP_STORAGE_ROOT": str(root),
-        "WMTP_MIRROR": str(mirror),
+        "WMTP_MIRROR": str(mirror),  # each model's repo sits in its own mirror folder
         "WMTP_DEVICE": args.device,
         "WMTP_TOKENIZER_SHA256": LLAMA2_SHA256,
     }
@@ -215,7 +217,7 @@ def main() -> None:
         if fetch["exit"] != 0:
             raise SystemExit(str(fetch["tail"]))
         for rel in weights:
-            (mirror / "models" / spec["repo"] / rel).unlink()
+            (mirror / "models" / spec["repo"] / rel).unlink()  # disk: raw/ is the source now
     raw_weights = [dirs.raw / rel for rel in weights]
     source_bytes = sum(p.stat().st_size for p in raw_weights)
     copy_s = copy_with_fsync(raw_weights, work / "copy")

@@ -24,9 +24,10 @@ raw asset gets ``raw_matches_source``: its bytes re-hashed against ``raw/SOURCE.
 
 import json
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from types import ModuleType
 
 import dagster as dg
@@ -44,7 +45,7 @@ from wmtp_assets.defs.datasets import (
     STATS,
 )
 from wmtp_assets.defs.executor import step_tags
-from wmtp_assets.defs.metadata import SEALED_FILES
+from wmtp_assets.defs.metadata import SEALED_FILES, SEALED_IDENTITY
 from wmtp_assets.defs.models import (
     META_RAW,
     META_SAFETENSORS,
@@ -170,7 +171,11 @@ def _define_step_checks(step: str, specs: Sequence[CheckSpec]) -> dg.AssetChecks
             spec = by_key[key]
             return guarded(lambda: spec.body(CheckInput(wmtp, part, context.instance, spec.asset)))
 
-        with shared_hashes():  # the step's checks read the same files: hash each once
+        # the step's checks read the same files: hash each once, none the writer just hashed
+        seeds = same_run_hashes(
+            context, {by_key[k].asset for k in selected}, part, wmtp.layout.root
+        )
+        with shared_hashes(seeds):
             outcomes = [(key, run(key)) for key in selected]
         failed: list[str] = []
         for key, outcome in outcomes:
@@ -199,26 +204,58 @@ def _steps(assets: Sequence[dg.AssetsDefinition]) -> dict[dg.AssetKey, str]:
     return {key: asset.node_def.name for asset in assets for key in asset.keys}
 
 
-def latest_seal(
+def _latest(
     instance: dg.DagsterInstance, asset: dg.AssetKey, partition: Partition | None
-) -> tuple[sealed.Seal | None, str]:
-    """The seal the latest materialization of ``asset`` (and ``partition``) recorded, or None
-    and why there is none."""
-    where = asset.to_user_string() + (f" partition {partition.key}" if partition else "")
+) -> dg.EventLogRecord | None:
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(
             asset_key=asset, asset_partitions=[partition.key] if partition else None
         ),
         limit=1,
     ).records
-    if not records:
+    return records[0] if records else None
+
+
+def same_run_hashes(
+    context: dg.AssetCheckExecutionContext,
+    assets: Iterable[dg.AssetKey],
+    partition: Partition | None,
+    root: Path,
+) -> dict[Path, tuple[str, Sequence[int]]]:
+    """The SHA256s the writers of ``assets`` computed in this very run, with each file's
+    identity then: a check right after the materialization does not hash 13 GB again that the
+    writer hashed seconds ago (``shared_hashes`` takes them only for unchanged files).
+    Revalidation runs materialize nothing, so they hash everything."""
+    known: dict[Path, tuple[str, Sequence[int]]] = {}
+    for asset in assets:
+        record = _latest(context.instance, asset, partition)
+        materialization = record.asset_materialization if record else None
+        if record is None or materialization is None or record.run_id != context.run.run_id:
+            continue
+        files = materialization.metadata.get(SEALED_FILES)
+        identity = materialization.metadata.get(SEALED_IDENTITY)
+        if files is None or identity is None:
+            continue
+        ids: dict[str, list[int]] = identity.value if isinstance(identity.value, dict) else {}
+        shas: dict[str, str] = files.value if isinstance(files.value, dict) else {}
+        known |= {root / rel: (sha, ids[rel]) for rel, sha in shas.items() if rel in ids}
+    return known
+
+
+def latest_seal(
+    instance: dg.DagsterInstance, asset: dg.AssetKey, partition: Partition | None
+) -> tuple[sealed.Seal | None, str]:
+    """The seal the latest materialization of ``asset`` (and ``partition``) recorded, or None
+    and why there is none."""
+    where = asset.to_user_string() + (f" partition {partition.key}" if partition else "")
+    record = _latest(instance, asset, partition)
+    if record is None:
         home = (
             "an ephemeral instance (DAGSTER_HOME unset)"
             if instance.is_ephemeral
             else f"the instance at {instance.root_directory}"
         )
         return None, f"{where} has no materialization recorded in {home}"
-    record = records[0]
     at = datetime.fromtimestamp(record.timestamp, UTC).isoformat(timespec="seconds")
     materialization = record.asset_materialization
     value = materialization.metadata.get(SEALED_FILES) if materialization else None

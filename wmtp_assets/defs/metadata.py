@@ -12,12 +12,16 @@ import dagster as dg
 
 from wmtp_assets.data.stats import SplitStats
 from wmtp_assets.defs.resources import WmtpResource
+from wmtp_assets.files.hashing import file_identity
 from wmtp_assets.files.layout import ModelDirs
 from wmtp_assets.settings import ENV_VARS, Settings, SettingsError
 from wmtp_assets.validate.sealed import seal_files
 
 SEALED_FILES = "sealed_files"
 """Metadata key of a materialization's seal: JSON ``{path under the storage root: SHA256}``."""
+SEALED_IDENTITY = "sealed_identity"
+"""Metadata key: JSON ``{path under the storage root: [size, mtime_ns, inode]}`` when sealed; the
+checks of the same run reuse the writer's hash of a file whose identity is still this one."""
 
 
 def file_entries(prefix: str, path: Path, sha256: str) -> dict[str, dg.MetadataValue]:
@@ -41,7 +45,12 @@ def sealed_files(
 ) -> dict[str, dg.MetadataValue]:
     """The seal of every file this materialization published (``paths``, and those in ``known``
     whose SHA256 the writer computed), for the ``unchanged_since_materialization`` check."""
-    return {SEALED_FILES: dg.MetadataValue.json(seal_files(root, paths, known))}
+    files = seal_files(root, paths, known)
+    identity = {rel: file_identity(root / rel) for rel in files}
+    return {
+        SEALED_FILES: dg.MetadataValue.json(files),
+        SEALED_IDENTITY: dg.MetadataValue.json(identity),
+    }
 
 
 def model_sealed_files(

@@ -7,10 +7,11 @@ hashlib is used directly: coreutils ``sha256sum`` is several times slower on the
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
+import queue
 import re
-from collections.abc import Callable, Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -18,6 +19,8 @@ from pathlib import Path
 
 CHUNK = 8 << 20
 """Read size of the callers that copy and hash in one pass (memory bounded by it)."""
+_SCAN_BUFFERS = 4
+"""Chunks in flight in :func:`sha256_scan` (read ahead while earlier ones are hashed)."""
 _SUMS_LINE = re.compile(r"^([0-9a-f]{64}) [ *](.+)$")
 
 
@@ -31,16 +34,34 @@ _SHARED: ContextVar[dict[tuple[str, int, int, int], str] | None] = ContextVar(
 
 
 @contextmanager
-def shared_hashes() -> Iterator[None]:
+def shared_hashes(known: Mapping[Path, tuple[str, Sequence[int]]] | None = None) -> Iterator[None]:
     """Within the block, a file already hashed is not read again while its path, size, mtime and
     inode stay the same: the checks of one step hash the same files (``sha256_matches`` and the
     seal the weights, ``raw_matches_source`` and the seal a 27 GB checkpoint). Keep the block to
-    one pass of checks; outside it every call reads the file."""
-    token = _SHARED.set({})
+    one pass of checks; outside it every call reads the file.
+
+    ``known`` seeds it with ``{path: (SHA256, file_identity)}`` computed earlier in the same
+    run (by the writer, as it wrote the bytes): taken only where the file's identity is still
+    the one recorded then."""
+    cache: dict[tuple[str, int, int, int], str] = {}
+    for path, (sha256, identity) in (known or {}).items():
+        try:
+            stat = os.stat(path)
+        except OSError:
+            continue
+        if [stat.st_size, stat.st_mtime_ns, stat.st_ino] == list(identity):
+            cache[_identity(path, stat)] = sha256
+    token = _SHARED.set(cache)
     try:
         yield
     finally:
         _SHARED.reset(token)
+
+
+def file_identity(path: Path | str) -> list[int]:
+    """Size, mtime (ns) and inode: what ``shared_hashes`` compares before reusing a hash."""
+    stat = os.stat(path)
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ino]
 
 
 def _identity(path: Path | str, stat: os.stat_result) -> tuple[str, int, int, int]:
@@ -62,27 +83,57 @@ def sha256_file(path: Path | str) -> str:
 
 def sha256_scan(path: Path | str, consume: Callable[[memoryview, int], None]) -> str:
     """SHA256 of a file, each chunk also handed to ``consume(chunk, offset)`` in file order: a
-    check that reads every byte (finiteness of weights) and the hash share one pass, the hash
-    running on another thread while ``consume`` works. Within :func:`shared_hashes` the hash
-    is kept for the step's other checks."""
+    check that reads every byte (finiteness of weights) and the hash share one pass. Reading,
+    hashing and ``consume`` overlap (a reader thread, a hashing thread, the caller), so the
+    pass runs at the speed of the slowest of the three. Within :func:`shared_hashes` the hash
+    is kept for the step's other checks, and one already known there is not computed again."""
     stat = os.stat(path)
-    digest = hashlib.sha256()
-    buffers = [memoryview(bytearray(CHUNK)), memoryview(bytearray(CHUNK))]
-    offset = 0
-    with open(path, "rb", buffering=0) as fh, ThreadPoolExecutor(1, "sha256") as pool:
-        for i in itertools.count():
-            view = buffers[i % 2]
-            n = fh.readinto(view)
-            if not n:
-                break
-            hashed = pool.submit(digest.update, view[:n])
-            try:
-                consume(view[:n], offset)
-            finally:
-                hashed.result()
-            offset += n
-    hexdigest = digest.hexdigest()
     shared = _SHARED.get()
+    known = None if shared is None else shared.get(_identity(path, stat))
+    digest = hashlib.sha256()
+    update = (lambda _: None) if known is not None else digest.update
+    free: queue.Queue[memoryview] = queue.Queue()
+    for _ in range(_SCAN_BUFFERS):
+        free.put(memoryview(bytearray(CHUNK)))
+    filled: queue.Queue[tuple[memoryview, int] | BaseException | None] = queue.Queue()
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            with open(path, "rb", buffering=0) as fh:
+                while not stop.is_set():
+                    view = free.get()
+                    n = fh.readinto(view)
+                    if not n:
+                        break
+                    filled.put((view, n))
+            filled.put(None)
+        except BaseException as exc:  # raised in the caller's thread below
+            filled.put(exc)
+
+    reader = threading.Thread(target=read, name="sha256-scan-read", daemon=True)
+    reader.start()
+    offset = 0
+    try:
+        with ThreadPoolExecutor(1, "sha256") as hasher:  # one thread: updates stay in order
+            while (item := filled.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                view, n = item
+                hashed = hasher.submit(update, view[:n])
+                try:
+                    consume(view[:n], offset)
+                finally:
+                    hashed.result()
+                free.put(view)
+                offset += n
+    finally:
+        stop.set()
+        free.put(memoryview(bytearray(0)))  # unblock a reader waiting for a buffer
+        reader.join()
+    if known is not None:
+        return known
+    hexdigest = digest.hexdigest()
     if shared is not None:
         shared[_identity(path, stat)] = hexdigest
     return hexdigest

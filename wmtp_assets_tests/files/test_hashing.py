@@ -8,10 +8,13 @@ from pathlib import Path
 import pytest
 
 from wmtp_assets.files.hashing import (
+    CHUNK,
     ChecksumFileError,
+    file_identity,
     git_blob_sha1,
     read_sha256sums,
     sha256_file,
+    sha256_scan,
     sha256sums_bytes,
     shared_hashes,
 )
@@ -46,6 +49,45 @@ def test_shared_hashes_read_a_file_once_and_a_changed_file_again(
     sha256_file(path)  # outside the block every call reads
     sha256_file(path)
     assert len(reads) == 4
+
+
+def test_known_hashes_are_taken_only_for_the_identity_they_were_recorded_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer's hash seeds the step's checks while the file is the one it wrote; a rewrite
+    in between (same size, new mtime or inode) is hashed from its bytes."""
+    path = tmp_path / "weights"
+    path.write_bytes(b"a" * 1000)
+    recorded = hashlib.sha256(b"a" * 1000).hexdigest()
+    reads: list[str] = []
+    real = hashlib.file_digest
+    monkeypatch.setattr(
+        hashlib, "file_digest", lambda fh, name: reads.append(name) or real(fh, name)
+    )
+    with shared_hashes({path: (recorded, file_identity(path))}):
+        assert sha256_file(path) == recorded
+        scanned: list[bytes] = []
+        assert sha256_scan(path, lambda chunk, _: scanned.append(bytes(chunk))) == recorded
+        assert b"".join(scanned) == b"a" * 1000, "the scan still hands over every byte"
+    assert reads == []
+    identity = file_identity(path)
+    replacement = tmp_path / "rewritten"
+    replacement.write_bytes(b"b" * 1000)
+    replacement.replace(path)  # same size, another inode: a rewrite after the seal
+    with shared_hashes({path: (recorded, identity)}):
+        assert sha256_file(path) == hashlib.sha256(b"b" * 1000).hexdigest()
+    assert len(reads) == 1
+
+
+def test_sha256_scan_hashes_and_hands_over_every_chunk(tmp_path: Path) -> None:
+    data = bytes(range(256)) * (CHUNK // 256 * 2 + 3)  # more than two chunks, a ragged tail
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    seen: list[tuple[int, bytes]] = []
+    digest = sha256_scan(path, lambda chunk, offset: seen.append((offset, bytes(chunk))))
+    assert digest == hashlib.sha256(data).hexdigest()
+    assert [offset for offset, _ in seen] == [0, CHUNK, 2 * CHUNK]
+    assert b"".join(chunk for _, chunk in seen) == data
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
