@@ -56,7 +56,6 @@ import pyarrow.compute as pc  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import sentencepiece as spm  # noqa: E402
 
-from wmtp_assets.data import convert_codecontests  # noqa: E402
 from wmtp_assets.data.eval_files import write_eval_files  # noqa: E402
 from wmtp_assets.data.pipeline import process_split  # noqa: E402
 from wmtp_assets.demo.dataset_mirror import (  # noqa: E402
@@ -204,7 +203,7 @@ def _explode_and_count(batch: dict[str, list[Any]], tokenizer: str) -> dict[str,
     global _SP
     if _SP is None:  # once per worker process
         _SP = spm.SentencePieceProcessor(model_file=tokenizer)
-    inputs = [convert_codecontests.render_input(t) for t in batch["public_tests"]]
+    inputs = [""] * len(batch["description"])  # the converter's input: always "" (its docstring)
     shared = [
         len(d) + len(i)
         for d, i in zip(_SP.encode(batch["description"]), _SP.encode(inputs), strict=True)
@@ -305,7 +304,7 @@ def _texts(files: list[Path]) -> list[str]:
     columns = ["description", "public_tests", "solutions", "incorrect_solutions"]
     for f in files:
         for row in pq.read_table(f, columns=columns).to_pylist():
-            texts += [row["description"], convert_codecontests.render_input(row["public_tests"])]
+            texts += [row["description"], ""]  # the converter's input is always ""
             for column in ("solutions", "incorrect_solutions"):
                 texts += [
                     code

@@ -178,8 +178,16 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "verify", help="rerun every asset check over everything stored; non-zero on any failure"
     )
-    check.add_argument("--model", action="append", help="only this model (e.g. micro_mtp)")
-    check.add_argument("--partition", action="append", help="only this partition (e.g. mbpp.test)")
+    check.add_argument(
+        "--model",
+        action="append",
+        help="only this model (e.g. micro_mtp); without --partition: no dataset checks",
+    )
+    check.add_argument(
+        "--partition",
+        action="append",
+        help="only this partition (e.g. mbpp.test); without --model: no model checks",
+    )
     out = commands.add_parser(
         "report", help="write asset_inventory.md (files, sizes, SHA256, counts, checks)"
     )

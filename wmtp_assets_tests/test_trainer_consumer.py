@@ -118,6 +118,11 @@ def test_trainer_model_paths_resolve_to_the_v2_artifacts(workdir: Path) -> None:
         tokenizer = link / "tokenizer" / "tokenizer.model"
         assert hashlib.sha256(tokenizer.read_bytes()).hexdigest() == LLAMA2_SHA256
         assert (link / "safetensors" / "model.safetensors").is_file()
+        # verify_storage.py: the first hash in SHA256SUMS is the weights' hash
+        with open(link / "safetensors" / "SHA256SUMS") as fh:
+            expected_hash = fh.read().strip().split()[0]
+        weights = (link / "safetensors" / "model.safetensors").read_bytes()
+        assert expected_hash == hashlib.sha256(weights).hexdigest(), name
     params = json.loads(Path("storage/models/meta-llama-mtp/configs/params.json").read_text())
     micro = json.loads(Path("storage/models/micro-mtp/configs/config.json").read_text())
     assert params["vocab_size"] == micro["vocab_size"] == 32000
@@ -246,11 +251,29 @@ def test_codecontests_evaluation_files(workdir: Path, split: str) -> None:
         }
         entry = tests[problem["task_id"]]
         assert entry == {"task_name": row["name"], **{s: row[s] for s in TEST_SETS}}
-    # the evaluation's task_id is the training records' problem_id for the same problem
-    training_ids = {
-        _problem_id(r["task_id"]) for r in _lines(folder / "processed" / f"{split}.jsonl")
-    }
-    assert training_ids <= set(tests)
+    # the evaluation's task_id is the training records' problem_id for the same problem, and
+    # its prompt (instruction, input) is the one that problem's training rows carry
+    prompts = {p["task_id"]: (p["instruction"], p["input"]) for p in problems}
+    training = _lines(folder / "processed" / f"{split}.jsonl")
+    assert training and {_problem_id(r["task_id"]) for r in training} <= set(tests)
+    for record in training:
+        assert (record["instruction"], record["input"]) == prompts[_problem_id(record["task_id"])]
+
+
+@pytest.mark.parametrize("split", ["train", "validation", "test"])
+def test_mbpp_rows_as_the_trainer_writes_them(workdir: Path, split: str) -> None:
+    """setup_datasets.py: instruction = text + the function's name from the first test,
+    task_id = str(task_id), input "", output = code."""
+    expected = {}
+    for row in _upstream_rows(workdir, "mbpp", split):
+        instruction = row["text"]
+        match = re.search(r"assert\s+(\w+)\s*\(", row["test_list"][0]) if row["test_list"] else None
+        if match:
+            instruction = f"{instruction}\n\nThe function should be named '{match.group(1)}'."
+        expected[str(row["task_id"])] = (instruction, "", row["code"])
+    jsonl, _ = _trainer_files("mbpp", split)
+    stored = {r["task_id"]: (r["instruction"], r["input"], r["output"]) for r in _lines(jsonl)}
+    assert stored == expected
 
 
 def test_codecontests_train_tests_and_no_other_eval_files(workdir: Path) -> None:

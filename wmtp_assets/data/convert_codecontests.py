@@ -3,7 +3,8 @@
 Field mapping (all of it lives here):
 
 * ``instruction`` = ``description``.
-* ``input`` = the first ``MAX_PUBLIC_TESTS`` public tests in the ``INPUT_LAYOUT`` below, or ``""``.
+* ``input`` = ``""`` (``INPUT_LAYOUT`` below: the WMTP trainer's choice, shared with the
+  evaluation prompts of ``eval_files``).
 * ``output`` = the solution text, for each solution whose language is 1 (Python 2) or 3 (Python 3)
   in ``solutions`` (``is_correct: true``) and ``incorrect_solutions`` (``false``); other languages
   are counted as drop reason ``language``.
@@ -31,13 +32,12 @@ from wmtp_assets.data.records import CodeContestsMetadata, CodeContestsRecord
 from wmtp_assets.data.upstream_schema import CODECONTESTS_SCHEMA
 
 PYTHON_LANGUAGES: dict[int, Literal["python2", "python3"]] = {1: "python2", 3: "python3"}
-MAX_PUBLIC_TESTS = 2
 INPUT_LAYOUT = (
-    "Up to the first 2 public tests, each as 'Input:\\n<test input>Output:\\n<expected output>', "
-    "where a newline is appended to the test input and to the expected output when it does not "
-    "already end with one; tests are separated by one empty line ('\\n'). '' when the problem "
-    "has no public tests. Example: "
-    "'Input:\\n3\\n1 2 3\\nOutput:\\n6\\n\\nInput:\\n1\\n5\\nOutput:\\n5\\n'."
+    "always '' (the WMTP trainer's own choice: the statement already holds the examples, and "
+    "answers stay out of the prompt). The evaluation prompts (<split>_eval.jsonl) use '' too, so "
+    "a model sees the same prompt layout in training and in evaluation. The public tests are in "
+    "tests/<split>_tests.json and in each eval record's metadata; `has_tests` says whether a "
+    "problem has any."
 )
 
 columns: Mapping[str, pa.DataType] = {
@@ -81,31 +81,18 @@ def problem_keys(values: Sequence[str | None]) -> list[str]:
     return keys
 
 
-def _line(value: str) -> str:
-    return value if value.endswith("\n") else value + "\n"
-
-
-def render_input(public_tests: Mapping[str, Any] | None) -> str:
-    """The ``input`` field: the first public tests in ``INPUT_LAYOUT``."""
-    tests = public_tests or {}
-    inputs, outputs = tests.get("input") or [], tests.get("output") or []
+def convert(row: Mapping[str, Any], key: str) -> ConvertedProblem:
+    instruction = text(row["description"])
+    public_tests = row["public_tests"] or {}
+    inputs, outputs = public_tests.get("input") or [], public_tests.get("output") or []
     if len(inputs) != len(outputs):
         raise ValueError(
             f"public_tests has {len(inputs)} inputs but {len(outputs)} outputs; they must pair up"
         )
-    return "\n".join(
-        f"Input:\n{_line(text(i))}Output:\n{_line(text(o))}"
-        for i, o in zip(inputs[:MAX_PUBLIC_TESTS], outputs[:MAX_PUBLIC_TESTS], strict=True)
-    )
-
-
-def convert(row: Mapping[str, Any], key: str) -> ConvertedProblem:
-    instruction = text(row["description"])
-    problem_input = render_input(row["public_tests"])
     difficulty = row["difficulty"] or 0
     metadata = {
         code: CodeContestsMetadata(
-            has_tests=bool(problem_input),
+            has_tests=bool(inputs),
             source=row["source"] or 0,
             difficulty=difficulty,
             language=language,
@@ -134,11 +121,11 @@ def convert(row: Mapping[str, Any], key: str) -> ConvertedProblem:
                 continue
             record = CodeContestsRecord(
                 instruction=instruction,
-                input=problem_input,
+                input="",
                 output=text(solution),
                 task_id=f"{key}_{label}_{i}",
                 metadata=metadata[language],
                 is_correct=is_correct,
             )
             candidates.append(Candidate(record, is_correct))
-    return ConvertedProblem(key, difficulty, instruction, problem_input, candidates, language_drops)
+    return ConvertedProblem(key, difficulty, instruction, "", candidates, language_drops)

@@ -33,7 +33,7 @@ class AlpacaRecord(_Strict):
 
 
 class CodeContestsMetadata(RecordMetadata):
-    has_tests: bool = Field(description="the problem has at least one public test (see `input`)")
+    has_tests: bool = Field(description="the problem has at least one public test")
     source: int = Field(description="upstream `source` (0 unknown, 1 CodeChef, 2 Codeforces, ...)")
     difficulty: int = Field(description="upstream `difficulty` class (0 unknown, 1 easy, ...)")
     language: Literal["python2", "python3"] = Field(description="upstream language 1 or 3")

@@ -62,8 +62,13 @@ def revalidation_plan(
     models: Sequence[str] | None = None,
     partitions: Sequence[str] | None = None,
 ) -> list[RevalidationRun]:
-    """The runs that check everything stored or materialized (or only the named models, e.g.
-    ``micro_mtp``, and partitions)."""
+    """The runs that check everything stored or materialized, or only what is named: models
+    (e.g. ``micro_mtp``) and partitions. Naming only partitions checks no model, and naming
+    only models checks no partition (``verify --partition X`` checks X and nothing else)."""
+    if models is None and partitions is not None:
+        models = []
+    if partitions is None and models is not None:
+        partitions = []
     known_models = set(stored_models(layout)) | _materialized_models(instance)
     known_partitions = set(stored_partitions(layout)) | _materialized_partitions(instance)
     model_keys = [

