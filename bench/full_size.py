@@ -171,13 +171,20 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--skip-verify", action="store_true")
     parser.add_argument(
+        "--mirror-dir", type=Path, help="where the mirror is built (default: in the workdir)"
+    )
+    parser.add_argument(
+        "--one-copy", action="store_true", help="no second cp + fsync at the end (disk space)"
+    )
+    parser.add_argument(
         "--reuse-raw",
         action="store_true",
         help="keep raw/ (and the instance) of an earlier run; convert and verify again",
     )
     args = parser.parse_args()
     spec, work = MODELS[args.model], args.workdir.resolve()
-    mirror, root, home = work / f"mirror-{args.model}", work / "storage", work / "dagster_home"
+    mirror = (args.mirror_dir or work) / f"mirror-{args.model}"
+    root, home = work / "storage", work / "dagster_home"
     from wmtp_assets.files.layout import Layout
 
     dirs = Layout(root).model(spec["asset"])
@@ -201,15 +208,16 @@ def main() -> None:
 
     env = {
         **os.environ,
-        "PYTHONPATH": str(REPO_ROOT),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
         "DAGSTER_HOME": str(home),
         "WMTP_STORAGE_ROOT": str(root),
         "WMTP_MIRROR": str(mirror),  # each model's repo sits in its own mirror folder
         "WMTP_DEVICE": args.device,
         "WMTP_TOKENIZER_SHA256": LLAMA2_SHA256,
     }
-    bindir = Path(sys.executable).parent
-    materialize = [str(bindir / "dagster"), "asset", "materialize", "-m", "wmtp_assets.definitions"]
+    # the interpreter's modules, not console scripts: a --target install has no scripts on PATH
+    materialize = [sys.executable, "-m", "dagster", "asset", "materialize"]
+    materialize += ["-m", "wmtp_assets.definitions"]
     if not args.reuse_raw:
         fetch = timed([*materialize, "--select", spec["raw_select"]], env)
         results["fetch_raw"] = fetch
@@ -235,7 +243,7 @@ def main() -> None:
     if not args.skip_verify:
         drop_from_cache(*raw_weights, dirs.weights)
         verify = timed(
-            [str(bindir / "wmtp-assets"), "verify", "--model", spec["asset"]],
+            [sys.executable, "-m", "wmtp_assets.cli", "verify", "--model", spec["asset"]],
             {**env, "PYTHONUNBUFFERED": "1"},
         )
         results["verify"] = verify
@@ -245,7 +253,7 @@ def main() -> None:
             f"{verify['peak_private_gb']:.2f} GB, exit {verify['exit']}",
             flush=True,
         )
-    copy_after = copy_with_fsync(raw_weights, work / "copy")
+    copy_after = copy_before if args.one_copy else copy_with_fsync(raw_weights, work / "copy")
     copy_s = (copy_before + copy_after) / 2
     results |= {
         "source_bytes": source_bytes,
