@@ -83,15 +83,15 @@ def statements_match_split(dirs: DatasetDirs, part: Partition) -> CheckOutcome:
 
 
 def _rivals(part: Partition) -> list[Partition]:
-    """The partitions whose problems must not appear in ``part``."""
+    """The partitions whose problems must not appear in ``part``, each once: the other splits
+    of CodeContests, and train against every evaluation split (and back)."""
     others = [Partition.parse(k) for k in PARTITION_KEYS if k != part.key]
     is_train = part.split == "train"
-    if part.dataset == "codecontests":
-        same = [p for p in others if p.dataset == "codecontests"]
-        return same + ([p for p in others if p.split != "train"] if is_train else [])
-    if is_train:
-        return [p for p in others if p.split != "train"]
-    return [p for p in others if p.split == "train"]
+    return [
+        p
+        for p in others
+        if (part.dataset == "codecontests" == p.dataset) or ((p.split == "train") != is_train)
+    ]
 
 
 def _bound_statements(dirs: DatasetDirs, part: Partition) -> SplitStatements:
