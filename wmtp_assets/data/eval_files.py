@@ -16,9 +16,11 @@ the problems concerned); nothing is dropped. Which files apply to a partition is
 ``eval_outputs``: MBPP and HumanEval evaluate on ``processed/<split>.jsonl`` itself, and the
 trainer has no ``train_eval.jsonl``, so those partitions get no file (the asset reports "not
 applicable"). Both files are staged and published together. No seal ties them: they are two
-assets, each a single file renamed into place whole and checked in full against upstream, so a
-kill or full disk at any step leaves each one absent, previous or new, never partial; the next
-run sweeps what a killed one left.
+assets, each a single file renamed into place whole and checked in full against upstream. A
+run first deletes the previous files (``files.staging.retract_first``: at full size the train
+tests file is ~6.5 GB, and a rerun must not need the disk for two of it), so a kill or full
+disk at any step leaves each one absent or new, never partial or stale; the next run sweeps
+what a killed one left and writes both.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +45,7 @@ from wmtp_assets.files.atomic import sweep_tmp_of
 from wmtp_assets.files.json_files import parse_json, validate_json
 from wmtp_assets.files.layout import DatasetDirs
 from wmtp_assets.files.lock import artifact_lock
-from wmtp_assets.files.staging import Staging
+from wmtp_assets.files.staging import Staging, retract_first
 
 EVAL_SPLITS = ("valid", "test")
 TEST_SETS = ("public_tests", "private_tests", "generated_tests")
@@ -137,6 +139,7 @@ def write_eval_files(
             for path in (tests_json, eval_jsonl):
                 if path is not None:
                     sweep_tmp_of(path)  # what a killed run left
+            retract_first(*(p for p in (tests_json, eval_jsonl) if p is not None))
             tests_fh = stack.enter_context(open(staging.stage(tests_json), "xb", buffering=BUFFER))
             eval_fh = (
                 stack.enter_context(open(staging.stage(eval_jsonl), "xb", buffering=BUFFER))
@@ -223,13 +226,21 @@ def _eval_problem(key: str, row: dict[str, Any], tests: dict[str, Tests]) -> Eva
     )
 
 
-def iter_tests(path: Path) -> Iterator[tuple[str, ProblemTests]]:
-    """Stream ``(problem key, tests)`` from a ``tests/<split>_tests.json``, one line at a time."""
-    with open(path, "rb") as fh:
-        if fh.readline().rstrip(b"\r\n") != b"{":
+def iter_tests(
+    path: Path, lines: Iterable[bytes] | None = None
+) -> Iterator[tuple[str, ProblemTests]]:
+    """Stream ``(problem key, tests)`` from a ``tests/<split>_tests.json``, one line at a time.
+
+    ``lines``: the file's lines, where the caller reads them itself (to hash them on the way);
+    they are taken to the end, so such a reader sees the whole file."""
+    with contextlib.ExitStack() as stack:
+        source = iter(lines if lines is not None else stack.enter_context(open(path, "rb")))
+        if next(source, b"").rstrip(b"\r\n") != b"{":
             raise ValueError(f"{path}: not a tests file of this layout (first line is not '{{')")
-        for line in fh:
+        for line in source:
             if line.rstrip(b"\r\n") == b"}":
+                if any(rest.strip() for rest in source):
+                    raise ValueError(f"{path}: data after the closing line")
                 return
             ((key, body),) = parse_json(b"{" + line.rstrip(b",\r\n") + b"}", path).items()
             yield key, validate_json(ProblemTests, body, path)

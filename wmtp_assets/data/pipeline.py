@@ -27,15 +27,18 @@ index records for the trainer's length-balanced sampler, comes from the same cal
 data that cannot be mapped at all (a missing column, a changed type, unpaired solution lists, an
 unusable task id) raises an error naming the file (and row).
 
-Publication (see ``Staging``): nothing is renamed until the JSONL, the index and the stats are all
-complete on disk. The stats file is the split's seal: it records the JSONL's SHA256 (so does the
-index header), it is deleted first and renamed last. So the old ``stats/<split>_stats.json`` and
-then ``<split>_metadata.json`` are deleted, and ``<split>.jsonl``, ``<split>_metadata.json``,
-``stats/<split>_stats.json`` are renamed into place in that order. A split is complete exactly when
-its stats file exists and its ``jsonl_sha256`` matches the JSONL and the index (the
-``counts_match_stats`` check); a kill or full disk at any step leaves the old version complete, the
-new one complete, or no stats file, which that check refuses; the next run of the split sweeps
-the temporaries and publishes again. An empty split
+Publication (see ``Staging``): nothing is renamed until the JSONL, the index, the statement
+digests (``data.statements``) and the stats are all complete on disk. The stats file is the
+split's seal: it records the JSONL's SHA256 (so do the index header and the statements file), it
+is deleted first and renamed last. Disk: a run first deletes the previous version (stats, index,
+statements, then the JSONL: ``files.staging.retract_first``), so a rerun needs the new version's
+space plus a few units' part files, never the old and the new at once (the real train JSONL is
+~4 GB). ``<split>.jsonl``, ``<split>_metadata.json``, ``stats/<split>_statements.json``,
+``stats/<split>_stats.json`` are then renamed into place in that order. A split is complete
+exactly when its stats file exists and its ``jsonl_sha256`` matches the JSONL and the index (the
+``counts_match_stats`` check); a kill or full disk at any step leaves the new version complete or
+no stats file, which that check refuses; the next run of the split sweeps the temporaries and
+publishes again. An empty split
 (files with no rows, or every record dropped) is not an error: it publishes an empty JSONL, an
 index without problems and stats of zeros.
 """
@@ -47,7 +50,7 @@ import multiprocessing
 import os
 import time
 from collections.abc import Generator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -55,19 +58,19 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
-from pydantic_core import PydanticSerializationError
 
-from wmtp_assets.data.arrow_rows import has_invalid_text, to_rows
+from wmtp_assets.data.arrow_rows import to_rows
 from wmtp_assets.data.convert_base import ConvertedProblem, Converter
 from wmtp_assets.data.converters import CONVERTERS
 from wmtp_assets.data.jsonl_writer import BUFFER, Concatenation, JsonlWriter
+from wmtp_assets.data.judge import Verdict, judge
 from wmtp_assets.data.partitions import Partition
 from wmtp_assets.data.problem_index import IndexBuilder, IndexHeader, LineFields
 from wmtp_assets.data.records import RECORD_MODELS
 from wmtp_assets.data.schema import write_schema
 from wmtp_assets.data.split_keys import DataError, read_problem_keys
+from wmtp_assets.data.statements import statement_digest, statements_json
 from wmtp_assets.data.stats import (
-    DropReason,
     SplitStats,
     StatsAccumulator,
     write_summary,
@@ -78,14 +81,12 @@ from wmtp_assets.files.atomic import sweep_tmp_of
 from wmtp_assets.files.hashing import sha256_file
 from wmtp_assets.files.layout import DatasetDirs
 from wmtp_assets.files.lock import artifact_lock
-from wmtp_assets.files.staging import Staging
+from wmtp_assets.files.staging import Staging, retract_first
 from wmtp_assets.files.tokenizer_identity import check_tokenizer_sha256
 
 DEFAULT_BATCH_ROWS = 16
 MIN_UNIT_ROWS = 64
-
-Verdict = tuple[int, int] | DropReason
-"""A kept record's ``(total tokens, output tokens)``, or why the candidate was dropped."""
+AHEAD_PER_PROCESS = 2
 
 
 class ProcessReport(BaseModel):
@@ -97,6 +98,7 @@ class ProcessReport(BaseModel):
     jsonl: Path
     problem_index: Path
     stats_file: Path
+    statements_file: Path
     schema_file: Path
     summary_file: Path
     jsonl_sha256: str
@@ -126,6 +128,7 @@ class _UnitResult:
     lines: int
     stats: StatsAccumulator
     index: IndexBuilder
+    statements: set[bytes]
 
 
 def process_split(
@@ -167,14 +170,15 @@ def process_split(
     workers = workers or _available_cpus()
     split = part.split
     jsonl, index_path = dirs.jsonl(split), dirs.problem_index(split)
-    stats_path = dirs.stats_file(split)
+    stats_path, statements_path = dirs.stats_file(split), dirs.statements_file(split)
 
     with (
         artifact_lock(dirs.root / ".locks" / split, timeout_s=lock_timeout_s),
         Staging() as staging,
     ):
-        for path in (jsonl, index_path, stats_path):
+        for path in (jsonl, index_path, statements_path, stats_path):
             sweep_tmp_of(path)
+        retract_first(stats_path, index_path, statements_path, jsonl)
         jsonl_tmp = staging.stage(jsonl)
         plan = _plan_units(files, converter)
         processes = max(1, min(workers, len(plan)))
@@ -195,11 +199,13 @@ def process_split(
             for file, row_groups, first_row, keys in plan
         ]
         stats, index, line_offset = StatsAccumulator(max_tokens), IndexBuilder(), 0
+        statements: set[bytes] = set()
         results = _results_in_order(units, processes)
         with contextlib.closing(results), open(jsonl_tmp, "xb", buffering=BUFFER) as out:
             joined = Concatenation(out)
             for unit, result in zip(units, results, strict=True):
                 stats.merge(result.stats)
+                statements |= result.statements
                 index.extend(result.index, line_offset)
                 line_offset += result.lines
                 joined.append(Path(unit.part))
@@ -224,8 +230,11 @@ def process_split(
             jsonl_sha256=jsonl_sha256,
             input_files=[f.name for f in files],
         )
+        staging.stage(statements_path).write_text(
+            statements_json(part.dataset, split, jsonl_sha256, statements)
+        )
         staging.stage(stats_path).write_text(split_stats.model_dump_json(indent=2) + "\n")
-        staging.publish(retract=(stats_path, index_path))
+        staging.publish(retract=(stats_path, index_path, statements_path))
 
     schema_file = write_schema(dirs, part.dataset, tokenizer_sha256, max_tokens)
     summary_file = write_summary(dirs, part.dataset, today)
@@ -234,6 +243,7 @@ def process_split(
         jsonl=jsonl,
         problem_index=index_path,
         stats_file=stats_path,
+        statements_file=statements_path,
         schema_file=schema_file,
         summary_file=summary_file,
         jsonl_sha256=jsonl_sha256,
@@ -242,68 +252,6 @@ def process_split(
         processes=processes,
         seconds=round(time.monotonic() - started, 3),
     )
-
-
-def judge(
-    problems: Sequence[ConvertedProblem],
-    counter: TokenCounter,
-    max_tokens: int,
-    decoded_leniently: bool = False,
-) -> list[list[Verdict]]:
-    """Per problem, per candidate: ``(total tokens, output tokens)`` if kept, else the first
-    drop reason.
-
-    Two batched tokenizer calls: every instruction and input, then the outputs still undecided.
-    ``decoded_leniently``: the batch held invalid UTF-8 (see ``arrow_rows``), so check for it.
-    """
-    shared_bad = [
-        any(has_invalid_text(t, decoded_leniently) for t in (p.instruction, p.input, p.key))
-        for p in problems
-    ]
-    good = [i for i, bad in enumerate(shared_bad) if not bad]
-    texts = [t for i in good for t in (problems[i].instruction, problems[i].input)]
-    counts = iter(counter.count_within(texts, [max_tokens] * len(texts)))
-    shared: dict[int, int | None] = {}
-    for i in good:
-        instruction, problem_input = next(counts), next(counts)
-        shared[i] = (
-            None if instruction is None or problem_input is None else instruction + problem_input
-        )
-
-    verdicts: list[list[Verdict]] = []
-    pending: list[tuple[int, int, int]] = []  # problem, candidate, tokens of instruction + input
-    for i, problem in enumerate(problems):
-        row: list[Verdict] = []
-        used = shared.get(i)
-        for j, candidate in enumerate(problem.candidates):
-            output = candidate.record.output
-            if (
-                shared_bad[i]
-                or has_invalid_text(output, decoded_leniently)
-                or (decoded_leniently and not _serializable(candidate.record))
-            ):
-                row.append("invalid_text")
-            elif not output.strip():
-                row.append("empty")
-            else:
-                row.append("too_long")  # unless the output's count below fits
-                if used is not None and used <= max_tokens:
-                    pending.append((i, j, used))
-        verdicts.append(row)
-    outputs = [problems[i].candidates[j].record.output for i, j, _ in pending]
-    budgets = [max_tokens - used for _, _, used in pending]
-    for (i, j, used), n in zip(pending, counter.count_within(outputs, budgets), strict=True):
-        if n is not None and used + n <= max_tokens:
-            verdicts[i][j] = (used + n, n)
-    return verdicts
-
-
-def _serializable(record: BaseModel) -> bool:
-    try:
-        record.model_dump_json()
-    except PydanticSerializationError:
-        return False
-    return True
 
 
 def _available_cpus() -> int:
@@ -339,20 +287,28 @@ def _plan_units(
 
 def _results_in_order(units: list[_Unit], processes: int) -> Generator[_UnitResult, None, None]:
     """Each unit's result in unit order, as soon as it and those before it are done, so the
-    parent appends parts while later units still run. The first failure of any unit cancels
-    what has not started and is raised; so does the consumer stopping early."""
+    parent appends parts while later units still run. At most ``AHEAD_PER_PROCESS`` units per
+    process are submitted beyond the first unfinished one, so the part files waiting to be
+    appended stay a few units' worth, whatever a slow unit does. The first failure of any unit
+    cancels what has not started and is raised; so does the consumer stopping early."""
     if processes == 1:
         yield from map(_run_unit, units)
         return
     context = multiprocessing.get_context("spawn")
+    window = AHEAD_PER_PROCESS * processes
     with ProcessPoolExecutor(processes, mp_context=context) as pool:
-        futures = [pool.submit(_run_unit, unit) for unit in units]
+        futures: list[Future[_UnitResult]] = []
         try:
-            pending, head = set(futures), 0
-            while head < len(futures):
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    future.result()  # raises the unit's error now, not when its turn comes
+            head = 0
+            while head < len(units):
+                while len(futures) < min(len(units), head + window):
+                    futures.append(pool.submit(_run_unit, units[len(futures)]))
+                pending = {f for f in futures[head:] if not f.done()}
+                if pending and not futures[head].done():
+                    wait(pending, return_when=FIRST_COMPLETED)
+                for future in futures[head:]:
+                    if future.done():
+                        future.result()  # raises the unit's error now, not when its turn comes
                 while head < len(futures) and futures[head].done():
                     yield futures[head].result()
                     head += 1
@@ -370,7 +326,7 @@ def _counter(tokenizer: str, sha256: str, threads: int) -> TokenCounter:
 def _run_unit(unit: _Unit) -> _UnitResult:
     converter = CONVERTERS[unit.dataset]
     counter = _counter(unit.tokenizer, unit.tokenizer_sha256, unit.threads)
-    stats, index = StatsAccumulator(unit.max_tokens), IndexBuilder()
+    stats, index, statements = StatsAccumulator(unit.max_tokens), IndexBuilder(), set[bytes]()
     batches = pq.ParquetFile(unit.file).iter_batches(
         batch_size=unit.batch_rows,
         row_groups=list(unit.row_groups),
@@ -389,10 +345,10 @@ def _run_unit(unit: _Unit) -> _UnitResult:
             for problem, verdicts in zip(
                 problems, judge(problems, counter, unit.max_tokens, lenient), strict=True
             ):
-                _emit(problem, verdicts, writer, stats, index)
+                _emit(problem, verdicts, writer, stats, index, statements)
     if done != len(unit.keys):
         raise DataError(f"{unit.file}: read {done} rows, expected {len(unit.keys)}")
-    return _UnitResult(writer.lines, stats, index)
+    return _UnitResult(writer.lines, stats, index, statements)
 
 
 def _convert(
@@ -412,9 +368,11 @@ def _emit(
     writer: JsonlWriter,
     stats: StatsAccumulator,
     index: IndexBuilder,
+    statements: set[bytes],
 ) -> None:
     stats.add_drop("language", problem.language_drops)
     kept = 0
+    digested: set[str] = set()  # a problem's records share their instruction: digest it once
     for candidate, verdict in zip(problem.candidates, verdicts, strict=True):
         if isinstance(verdict, str):
             stats.add_drop(verdict)
@@ -423,5 +381,8 @@ def _emit(
         line = writer.write(candidate.record)
         index.add(problem.key, problem.difficulty, candidate.is_correct, line, output_tokens)
         stats.add_record(total, candidate.is_correct)
+        if candidate.record.instruction not in digested:
+            digested.add(candidate.record.instruction)
+            statements.add(statement_digest(candidate.record.instruction))
         kept += 1
     stats.add_problem(problem.difficulty, kept)

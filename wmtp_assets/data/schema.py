@@ -24,14 +24,16 @@ from wmtp_assets.data.stats import DROP_RULES
 from wmtp_assets.files.atomic import atomic_write_json
 from wmtp_assets.files.layout import DatasetDirs
 
-SCHEMA_VERSION = "v2.0.0"
+SCHEMA_VERSION = "v2.1.0"
 PUBLICATION = (
-    "All three files of a split are written completely to temporary files first; then the old "
-    "<split>_metadata.json and stats/<split>_stats.json are deleted and <split>.jsonl, "
-    "<split>_metadata.json, stats/<split>_stats.json are renamed into place, in that order. "
-    "A split is complete exactly when its stats file exists and its jsonl_sha256 (also in the "
-    "index header) is the SHA256 of <split>.jsonl. An empty split publishes an empty JSONL, an "
-    "index without problems and zero counts."
+    "A run first deletes the previous version of the split (stats/<split>_stats.json first, "
+    "then <split>_metadata.json, stats/<split>_statements.json and <split>.jsonl), so the disk "
+    "holds one version. All four files are written completely to temporary files; then "
+    "<split>.jsonl, <split>_metadata.json, stats/<split>_statements.json and "
+    "stats/<split>_stats.json are renamed into place, in that order. A split is complete exactly "
+    "when its stats file exists and its jsonl_sha256 (also in the index header and the "
+    "statements file) is the SHA256 of <split>.jsonl. An empty split publishes an empty JSONL, "
+    "an index without problems, no statements and zero counts."
 )
 
 

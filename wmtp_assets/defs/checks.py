@@ -25,14 +25,15 @@ raw asset gets ``raw_matches_source``: its bytes re-hashed against ``raw/SOURCE.
 import json
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 
 import dagster as dg
 
 from wmtp_assets.data.partitions import Partition
+from wmtp_assets.defs.check_runner import Body, CheckInput, CheckSpec, run_step_checks
 from wmtp_assets.defs.datasets import (
     DATASET_ASSETS,
     EVAL_PROBLEMS,
@@ -58,47 +59,18 @@ from wmtp_assets.defs.models import (
 )
 from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.files.hashing import shared_hashes
-from wmtp_assets.files.layout import ModelDirs
+from wmtp_assets.files.layout import DatasetDirs, ModelDirs
 from wmtp_assets.validate import dataset_checks as dc
+from wmtp_assets.validate import eval_checks as ec
 from wmtp_assets.validate import model_checks as mc
 from wmtp_assets.validate import raw_checks as rc
 from wmtp_assets.validate import sealed
+from wmtp_assets.validate import split_checks as sc
 from wmtp_assets.validate import trainer_view as tv
+from wmtp_assets.validate.jsonl_pass import LineCheck, run_one
 from wmtp_assets.validate.outcome import CheckOutcome, guarded
 
 REVALIDATION_TAG = "wmtp/revalidation"
-
-
-@dataclass(frozen=True)
-class CheckInput:
-    """What a check body reads: the resource, the partition (dataset checks) and, for the
-    sealed check only, the instance and the asset."""
-
-    wmtp: WmtpResource
-    partition: Partition | None
-    instance: dg.DagsterInstance
-    asset: dg.AssetKey
-
-    @property
-    def part(self) -> Partition:
-        assert self.partition is not None, "dataset checks run per partition"
-        return self.partition
-
-
-Body = Callable[[CheckInput], CheckOutcome]
-
-
-@dataclass(frozen=True)
-class CheckSpec:
-    """One asset check: ``name`` is also the pure function in ``source`` that documents it."""
-
-    asset: dg.AssetKey
-    name: str
-    body: Body
-    source: ModuleType
-    blocking: bool = False
-    gpu: bool = False
-    partitioned: bool = False
 
 
 def to_check_result(outcome: CheckOutcome, key: dg.AssetCheckKey) -> dg.AssetCheckResult:
@@ -167,18 +139,23 @@ def _define_step_checks(step: str, specs: Sequence[CheckSpec]) -> dg.AssetChecks
         part = Partition.parse(context.partition_key) if partitioned else None
         selected = [key for key in by_key if key in context.selected_asset_check_keys]
 
-        def run(key: dg.AssetCheckKey) -> CheckOutcome:
-            spec = by_key[key]
-            return guarded(lambda: spec.body(CheckInput(wmtp, part, context.instance, spec.asset)))
+        def given(spec: CheckSpec) -> CheckInput:
+            return CheckInput(wmtp, part, context.instance, spec.asset)
 
         # the step's checks read the same files: hash each once, none the writer just hashed
         seeds = same_run_hashes(
             context, {by_key[k].asset for k in selected}, part, wmtp.layout.root
         )
         with shared_hashes(seeds):
-            outcomes = [(key, run(key)) for key in selected]
+            chosen = [by_key[key] for key in selected]
+            outcomes = (
+                run_step_checks(chosen, given)
+                if partitioned
+                else {_key(s): guarded(partial(s.body, given(s))) for s in chosen}  # in order
+            )
         failed: list[str] = []
-        for key, outcome in outcomes:
+        for key in selected:
+            outcome = outcomes[key]
             yield to_check_result(outcome, key)
             if not outcome.passed:
                 failed.append(f"{key.to_user_string()}: {outcome.summary}")
@@ -365,72 +342,90 @@ MODEL_CHECK_SPECS = [
     *_model_specs(SHEARED_SAFETENSORS, "ref_sheared_llama_2_7b", "hf_llama"),
 ]
 
+
+def _dirs(given: CheckInput) -> DatasetDirs:
+    return given.wmtp.layout.dataset(given.part.dataset)
+
+
+def _jsonl_spec(
+    asset: dg.AssetKey,
+    name: str,
+    make: Callable[[CheckInput], LineCheck],
+    source: ModuleType = dc,
+    blocking: bool = False,
+) -> CheckSpec:
+    """A check that is a share of the step's one pass over the partition's JSONL."""
+
+    def share(given: CheckInput) -> tuple[Path, LineCheck]:
+        return _dirs(given).jsonl(given.part.split), make(given)
+
+    def alone(given: CheckInput) -> CheckOutcome:
+        return run_one(*share(given))
+
+    return CheckSpec(asset, name, alone, source, blocking, partitioned=True, share=share)
+
+
 DATASET_CHECK_SPECS = [
     _raw_spec(RAW),
     *(_sealed_spec(a, partitioned=True) for a in (RAW, PROCESSED, PROBLEM_INDEX, STATS, SMALL)),
     *(_sealed_spec(a, partitioned=True) for a in (EVAL_PROBLEMS, EVAL_TESTS)),
-    _dataset_spec(
+    _jsonl_spec(
         PROCESSED,
         "records_match_schema",
-        lambda c: dc.records_match_schema(
-            c.wmtp.layout.dataset(c.part.dataset),
-            c.part,
-            c.wmtp.settings.tokenizer_sha256,
-            c.wmtp.settings.max_tokens,
+        lambda c: dc.SchemaLines(
+            _dirs(c), c.part, c.wmtp.settings.tokenizer_sha256, c.wmtp.settings.max_tokens
         ),
         blocking=True,
     ),
-    _dataset_spec(
+    _jsonl_spec(
         PROCESSED,
         "task_ids_unique_and_labelled",
-        lambda c: dc.task_ids_unique_and_labelled(c.wmtp.layout.dataset(c.part.dataset), c.part),
+        lambda c: dc.TaskIdLines(_dirs(c), c.part),
         blocking=True,
     ),
-    _dataset_spec(
+    _jsonl_spec(
         PROCESSED,
         "token_limit_respected",
-        lambda c: dc.token_limit_respected(
-            c.wmtp.layout.dataset(c.part.dataset),
-            c.part,
-            c.wmtp.layout.shared_tokenizer,
-            c.wmtp.settings.max_tokens,
+        lambda c: dc.TokenSampleLines(
+            _dirs(c), c.part, c.wmtp.layout.shared_tokenizer, c.wmtp.settings.max_tokens
         ),
     ),
-    _dataset_spec(
-        PROCESSED, "splits_disjoint", lambda c: dc.splits_disjoint(c.wmtp.layout, c.part)
+    CheckSpec(
+        PROCESSED,
+        "splits_disjoint",
+        lambda c: sc.splits_disjoint(c.wmtp.layout, c.part),
+        sc,
+        partitioned=True,
     ),
     _dataset_spec(
         PROCESSED,
         "trainer_path_of_dataset",
         lambda c: dc.trainer_path_of_dataset(c.wmtp.layout, c.part),
     ),
-    _dataset_spec(
-        STATS,
-        "counts_match_stats",
-        lambda c: dc.counts_match_stats(c.wmtp.layout.dataset(c.part.dataset), c.part),
-    ),
-    _dataset_spec(
+    _jsonl_spec(STATS, "counts_match_stats", lambda c: dc.CountLines(_dirs(c), c.part)),
+    _jsonl_spec(STATS, "statements_match_split", lambda c: sc.StatementLines(_dirs(c), c.part), sc),
+    _jsonl_spec(
         PROBLEM_INDEX,
         "index_matches_records",
-        lambda c: dc.index_matches_records(c.wmtp.layout.dataset(c.part.dataset), c.part),
+        lambda c: dc.IndexLines(_dirs(c), c.part),
         blocking=True,
     ),
-    _dataset_spec(
-        SMALL,
-        "small_is_subset",
-        lambda c: dc.small_is_subset(c.wmtp.layout.dataset(c.part.dataset), c.part),
-    ),
-    _dataset_spec(
+    _dataset_spec(SMALL, "small_is_subset", lambda c: dc.small_is_subset(_dirs(c), c.part)),
+    CheckSpec(
         EVAL_PROBLEMS,
         "eval_problems_cover_split",
-        lambda c: dc.eval_problems_cover_split(c.wmtp.layout.dataset(c.part.dataset), c.part),
-        blocking=True,
+        lambda c: ec.eval_problems_cover_split(_dirs(c), c.part),
+        ec,
+        True,
+        partitioned=True,
     ),
-    _dataset_spec(
+    CheckSpec(
         EVAL_TESTS,
         "eval_tests_cover_split",
-        lambda c: dc.eval_tests_cover_split(c.wmtp.layout.dataset(c.part.dataset), c.part),
-        blocking=True,
+        lambda c: ec.eval_tests_cover_split(_dirs(c), c.part),
+        ec,
+        True,
+        partitioned=True,
     ),
 ]
 

@@ -44,7 +44,7 @@ SMALL = dg.AssetKey(["datasets", "small"])
 EVAL_PROBLEMS = dg.AssetKey(["datasets", "eval_problems"])
 EVAL_TESTS = dg.AssetKey(["datasets", "eval_tests"])
 
-PIPELINE_CODE_VERSION = "alpaca-v1"
+PIPELINE_CODE_VERSION = "alpaca-v2"  # v2: + stats/<split>_statements.json
 
 
 @dg.asset(
@@ -100,7 +100,8 @@ def datasets_raw(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.Ma
             deps=[RAW, TOKENIZER],
             description="`datasets_v2/<dataset>/stats/<split>_stats.json` (and the dated "
             "`<YYYY-MM-DD>_summary.json`): counts, labels, token-length percentiles and "
-            "histogram, drops by reason.",
+            "histogram, drops by reason; `<split>_statements.json`: digests of the split's "
+            "problem statements (what disjointness of splits compares).",
             kinds={"json"},
             owners=OWNERS,
             tags=asset_tags("derived"),
@@ -169,7 +170,8 @@ def datasets_processed(
             "summary_path": dg.MetadataValue.path(str(report.summary_file)),
             "report": dg.MetadataValue.md(stats.markdown()),
             **stats_entries(stats),
-            **sealed_files(layout.root, [report.stats_file]),
+            "statements_path": dg.MetadataValue.path(str(report.statements_file)),
+            **sealed_files(layout.root, [report.stats_file, report.statements_file]),
         },
         data_version=version,
     )

@@ -134,9 +134,16 @@ def sha256_scan(path: Path | str, consume: Callable[[memoryview, int], None]) ->
     if known is not None:
         return known
     hexdigest = digest.hexdigest()
+    remember_sha256(path, stat, hexdigest)
+    return hexdigest
+
+
+def remember_sha256(path: Path | str, stat: os.stat_result, hexdigest: str) -> None:
+    """Within :func:`shared_hashes`, keep ``hexdigest``, computed by a caller that read the
+    whole file (``stat`` taken before it read), for the step's other checks."""
+    shared = _SHARED.get()
     if shared is not None:
         shared[_identity(path, stat)] = hexdigest
-    return hexdigest
 
 
 def _read_sha256(path: Path | str) -> str:

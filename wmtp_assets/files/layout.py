@@ -107,6 +107,9 @@ class DatasetDirs:
     def stats_file(self, split: str) -> Path:
         return self.stats / f"{split}_stats.json"
 
+    def statements_file(self, split: str) -> Path:
+        return self.stats / f"{split}_statements.json"
+
     def summary_file(self, day: date) -> Path:
         return self.stats / f"{day.isoformat()}_summary.json"
 

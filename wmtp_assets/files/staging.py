@@ -120,6 +120,20 @@ class Staging:
         self.discard()
 
 
+def retract_first(*paths: Path) -> None:
+    """Delete ``paths`` (a seal first, then what it vouches for) before a new version is
+    written, so a rerun never holds the previous version and the new one at once: the disk
+    it needs is the new version's, not twice that. A kill from here on leaves no seal, which
+    the artifact's checks refuse, and the next run writes the new version (never a mix)."""
+    for path in paths:
+        with _naming(path, "retracting it"):
+            path.unlink(missing_ok=True)
+    for folder in dict.fromkeys(p.parent for p in paths):
+        if folder.is_dir():
+            with _naming(folder, "retracting in it"):
+                fsync_dir(folder)
+
+
 @contextlib.contextmanager
 def _naming(path: Path, step: str) -> Iterator[None]:
     """Re-raise an ``OSError`` of ``step`` as a :class:`PublishError` that names ``path``."""

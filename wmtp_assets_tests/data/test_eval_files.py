@@ -97,15 +97,18 @@ def test_an_empty_split_writes_empty_files(tmp_path: Path, layout: Layout) -> No
     assert dirs.eval_jsonl("valid").read_bytes() == b""
 
 
-def test_a_crash_keeps_the_previous_files(
+def test_a_crash_leaves_no_stale_file_and_the_rerun_writes_both(
     mirror: Path, layout: Layout, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The previous files are deleted before the new ones are written (the disk holds one
+    version: the train tests file is ~6.5 GB), so a crash leaves them absent, never partial."""
     from wmtp_assets.data import eval_files
 
     files = mirror_files(mirror, "codecontests.test")
     dirs = layout.dataset("codecontests")
     write_eval_files("codecontests.test", files, dirs)
     before = dirs.tests_json("test").read_bytes(), dirs.eval_jsonl("test").read_bytes()
+    real = eval_files._eval_problem
 
     def crash(*args: Any, **kwargs: Any) -> Any:
         raise KeyboardInterrupt
@@ -113,8 +116,11 @@ def test_a_crash_keeps_the_previous_files(
     monkeypatch.setattr(eval_files, "_eval_problem", crash)
     with pytest.raises(KeyboardInterrupt):
         write_eval_files("codecontests.test", files, dirs)
-    assert (dirs.tests_json("test").read_bytes(), dirs.eval_jsonl("test").read_bytes()) == before
+    assert not dirs.tests_json("test").exists() and not dirs.eval_jsonl("test").exists()
     assert not [p for p in dirs.root.rglob(".*tmp-*")]
+    monkeypatch.setattr(eval_files, "_eval_problem", real)
+    write_eval_files("codecontests.test", files, dirs)
+    assert (dirs.tests_json("test").read_bytes(), dirs.eval_jsonl("test").read_bytes()) == before
 
 
 @pytest.mark.parametrize("kind", ["sigkill", "enospc"])
@@ -124,8 +130,9 @@ def test_failure_at_every_publish_step_leaves_each_file_whole(
 ) -> None:
     """``eval_problems`` and ``eval_tests`` are two assets, one file each, and each file is
     checked in full against upstream, so no seal is needed: a kill or full disk at any step must
-    leave each file as it was (absent or the previous complete version) or as the new one, and
-    never a temporary in its place; a rerun writes both."""
+    leave each file as it was (absent or the previous complete version, until the run deletes
+    it first to keep the disk it needs to one version), absent, or the new one, and never a
+    partial file or a temporary in its place; a rerun writes both."""
     key, split = "codecontests.test", "test"
     files = mirror_files(mirror, key)
     older = write_codecontests_parquet(
@@ -158,7 +165,7 @@ def test_failure_at_every_publish_step_leaves_each_file_whole(
             with contextlib.suppress(Killed, OSError):  # the last steps are cleanup: no raise
                 write_eval_files(key, files, dirs)
         for found, old, new in zip(state(dirs), before, after, strict=True):
-            assert found in (old, new), f"step {n}: each file is the old or the new one"
+            assert found in (old, None, new), f"step {n}: each file old, absent or new, whole"
         if kind == "enospc":
             assert not [p for p in dirs.root.rglob("*") if ".tmp-" in p.name], f"step {n}"
         write_eval_files(key, files, dirs)

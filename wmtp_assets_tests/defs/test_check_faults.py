@@ -98,11 +98,24 @@ def _set_tensor_value(dirs: ModelDirs, value: float) -> None:
     weights.write_bytes(bytes(data))
 
 
+def _statement_digests(jsonl: Path) -> list[str]:
+    """The statements file's list, as its format says: blake2b-96 of each distinct instruction."""
+    rows = [json.loads(line) for line in jsonl.read_bytes().splitlines()]
+    return sorted(
+        {hashlib.blake2b(r["instruction"].encode(), digest_size=12).hexdigest() for r in rows}
+    )
+
+
 def _reseal_split(root: Path, dataset: str, split: str) -> None:
-    """Recompute the JSONL SHA256 its stats and index record (the index keeps its line layout:
-    a header line, then one problem per line)."""
+    """Recompute the JSONL SHA256 its stats, index and statements record, and the statement
+    digests (the index keeps its line layout: a header line, then one problem per line)."""
     dirs = Layout(root).dataset(dataset)
     digest = _sha256(dirs.jsonl(split))
+    statements = dirs.statements_file(split)
+    _edit_json(
+        statements,
+        lambda d: d.update(jsonl_sha256=digest, statements=_statement_digests(dirs.jsonl(split))),
+    )
     stats = json.loads(dirs.stats_file(split).read_text())
     index = dirs.problem_index(split)
     index.write_text(index.read_text().replace(stats["jsonl_sha256"], digest, 1))
@@ -269,6 +282,13 @@ def valid_problem_copied_into_test(root: Path) -> None:
     _reseal_split(root, "codecontests", "test")
 
 
+def statement_dropped(root: Path) -> None:
+    _edit_json(
+        Layout(root).dataset("codecontests").statements_file("test"),
+        lambda d: d["statements"].pop(),
+    )
+
+
 def small_line_changed(root: Path) -> None:
     small = Layout(root).dataset("mbpp").small_jsonl("test")
     _rewrite_lines(small, lambda rows: [{**rows[0], "output": "pass"}, *rows[1:]])
@@ -381,7 +401,7 @@ FAULTS = {
         "mbpp.test",
         {"datasets/processed:records_match_schema", "datasets/processed:token_limit_respected"}
         | {"datasets/stats:counts_match_stats", "datasets/small:small_is_subset"}
-        | {f"datasets/processed:{SEALED}"},
+        | {"datasets/stats:statements_match_split", f"datasets/processed:{SEALED}"},
         "output",
     ),
     "stats_count_changed": _split(
@@ -393,13 +413,15 @@ FAULTS = {
     "stats_deleted": _split(
         stats_deleted,
         "mbpp.test",
-        {"datasets/stats:counts_match_stats", f"datasets/stats:{SEALED}"},
+        {"datasets/stats:counts_match_stats", f"datasets/stats:{SEALED}"}
+        | {"datasets/processed:splits_disjoint"},  # it trusts digests its stats vouch for
         "test_stats.json",
     ),
     "stats_not_json": _split(
         stats_not_json,
         "mbpp.test",
-        {"datasets/stats:counts_match_stats", f"datasets/stats:{SEALED}"},
+        {"datasets/stats:counts_match_stats", f"datasets/stats:{SEALED}"}
+        | {"datasets/processed:splits_disjoint"},  # it trusts digests its stats vouch for
         "test_stats.json",
     ),
     "output_rewritten_consistently": _split(
@@ -437,8 +459,14 @@ FAULTS = {
         {"datasets/processed:splits_disjoint", "datasets/stats:counts_match_stats"}
         | {"datasets/problem_index:index_matches_records"}
         | {f"datasets/{a}:{SEALED}" for a in ("processed", "problem_index", "stats")},
-        "valid",
+        "as codecontests.valid",
         "datasets/processed:splits_disjoint",
+    ),
+    "statement_dropped": _split(
+        statement_dropped,
+        "codecontests.test",
+        {"datasets/stats:statements_match_split", f"datasets/stats:{SEALED}"},
+        "test_statements.json: 1 statements",
     ),
     "small_line_changed": _split(
         small_line_changed,

@@ -3,6 +3,7 @@ fault it exists for."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Callable
@@ -15,9 +16,11 @@ from wmtp_assets.data.partitions import Partition
 from wmtp_assets.data.pipeline import process_split
 from wmtp_assets.demo.dataset_mirror import build_dataset_mirror
 from wmtp_assets.demo.tokenizer import LLAMA2_TOKENIZER
-from wmtp_assets.files.layout import Layout
+from wmtp_assets.files.layout import DatasetDirs, Layout
 from wmtp_assets.files.trainer_view import link_dataset
 from wmtp_assets.validate import dataset_checks as dc
+from wmtp_assets.validate import eval_checks as ec
+from wmtp_assets.validate import split_checks as sc
 
 KEYS = ["codecontests.train", "codecontests.test", "mbpp.test", "humaneval.test"]
 
@@ -54,13 +57,13 @@ def test_good_data_passes(layout: Layout, key: str) -> None:
     for outcome in (
         dc.index_matches_records(dirs, part),
         dc.token_limit_respected(dirs, part, LLAMA2_TOKENIZER, 2048),
-        dc.eval_problems_cover_split(dirs, part),
-        dc.eval_tests_cover_split(dirs, part),
+        ec.eval_problems_cover_split(dirs, part),
+        ec.eval_tests_cover_split(dirs, part),
         dc.trainer_path_of_dataset(layout, part),
     ):
         assert outcome.passed, outcome.summary
     if part.dataset != "codecontests":
-        assert dc.eval_tests_cover_split(dirs, part).summary.startswith("not applicable")
+        assert ec.eval_tests_cover_split(dirs, part).summary.startswith("not applicable")
 
 
 def _rewrite(path: Path, edit: Callable[[list[bytes]], list[bytes]]) -> None:
@@ -102,7 +105,7 @@ def test_a_missing_eval_problem_fails(layout: Layout) -> None:
     part = Partition.parse("codecontests.test")
     dirs = layout.dataset("codecontests")
     _rewrite(dirs.eval_jsonl("test"), lambda lines: lines[:-1])
-    outcome = dc.eval_problems_cover_split(dirs, part)
+    outcome = ec.eval_problems_cover_split(dirs, part)
     assert not outcome.passed and "is missing" in outcome.summary
 
 
@@ -110,7 +113,7 @@ def test_a_repeated_eval_problem_fails(layout: Layout) -> None:
     part = Partition.parse("codecontests.test")
     dirs = layout.dataset("codecontests")
     _rewrite(dirs.eval_jsonl("test"), lambda lines: [lines[0], lines[0], *lines[2:]])
-    outcome = dc.eval_problems_cover_split(dirs, part)
+    outcome = ec.eval_problems_cover_split(dirs, part)
     assert not outcome.passed and "each problem once" in outcome.summary
 
 
@@ -124,7 +127,7 @@ def test_emptied_tests_fail(layout: Layout) -> None:
     original = json.dumps(whole[first]["private_tests"], ensure_ascii=False, separators=(",", ":"))
     text = path.read_text(encoding="utf-8")
     path.write_text(text.replace(original, emptied, 1), encoding="utf-8")
-    outcome = dc.eval_tests_cover_split(dirs, part)
+    outcome = ec.eval_tests_cover_split(dirs, part)
     assert not outcome.passed and "upstream has" in outcome.summary
 
 
@@ -135,7 +138,7 @@ def test_a_training_problem_missing_from_the_tests_fails(layout: Layout) -> None
     problem_id = next(iter(json.loads(index.read_bytes())["problem_index_map"]))
     text = index.read_text(encoding="utf-8")
     index.write_text(text.replace(json.dumps(problem_id), '"renamed"'), encoding="utf-8")
-    outcome = dc.eval_tests_cover_split(dirs, part)
+    outcome = ec.eval_tests_cover_split(dirs, part)
     assert not outcome.passed and "'renamed' is not in" in outcome.summary
 
 
@@ -143,3 +146,71 @@ def test_a_removed_trainer_link_fails(layout: Layout) -> None:
     (layout.root / "datasets" / "mbpp").unlink()
     outcome = dc.trainer_path_of_dataset(layout, Partition.parse("mbpp.test"))
     assert not outcome.passed and "missing" in outcome.summary
+
+
+def _statements(jsonl: Path) -> list[str]:
+    """Re-derived from the documented format: blake2b-96 of each distinct instruction, sorted."""
+    rows = [json.loads(line) for line in jsonl.read_bytes().splitlines()]
+    return sorted(
+        {hashlib.blake2b(r["instruction"].encode(), digest_size=12).hexdigest() for r in rows}
+    )
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_statements_are_the_instructions_of_the_jsonl(layout: Layout, key: str) -> None:
+    part = Partition.parse(key)
+    dirs = layout.dataset(part.dataset)
+    stored = json.loads(dirs.statements_file(part.split).read_bytes())
+    jsonl = dirs.jsonl(part.split)
+    assert stored["statements"] == _statements(jsonl)
+    assert stored["jsonl_sha256"] == hashlib.sha256(jsonl.read_bytes()).hexdigest()
+    assert sc.statements_match_split(dirs, part).passed
+    assert sc.splits_disjoint(layout, part).passed
+
+
+def _edit_statements(dirs: DatasetDirs, split: str, edit: Callable[[dict], None]) -> None:
+    path = dirs.statements_file(split)
+    document = json.loads(path.read_bytes())
+    edit(document)
+    path.write_text(json.dumps(document))
+
+
+def test_a_statement_missing_from_the_digests_fails(layout: Layout) -> None:
+    part = Partition.parse("codecontests.test")
+    dirs = layout.dataset("codecontests")
+    _edit_statements(dirs, "test", lambda d: d["statements"].pop())
+    outcome = sc.statements_match_split(dirs, part)
+    assert not outcome.passed and "1 statements of test.jsonl are not in it" in outcome.summary
+
+
+def test_digests_of_other_bytes_fail_both_checks(layout: Layout) -> None:
+    part = Partition.parse("codecontests.test")
+    dirs = layout.dataset("codecontests")
+    _edit_statements(dirs, "test", lambda d: d.update(jsonl_sha256="0" * 64))
+    outcome = sc.statements_match_split(dirs, part)
+    assert not outcome.passed and "describes a JSONL with SHA256 000" in outcome.summary
+    refused = sc.splits_disjoint(layout, Partition.parse("codecontests.train"))
+    assert not refused.passed and "test_statements.json" in refused.summary
+    assert "reprocess codecontests.test" in refused.summary
+
+
+def test_a_shared_statement_is_found_from_the_digests(layout: Layout) -> None:
+    """A train record appended to test, with every hash and digest made consistent again (as an
+    adversary would): only the digest comparison can see it, and it names both records."""
+    dirs = layout.dataset("codecontests")
+    leaked = dirs.jsonl("train").read_bytes().splitlines(keepends=True)[0]
+    with dirs.jsonl("test").open("ab") as test:
+        test.write(leaked)
+    digest = hashlib.sha256(dirs.jsonl("test").read_bytes()).hexdigest()
+    statements = _statements(dirs.jsonl("test"))
+    _edit_statements(dirs, "test", lambda d: d.update(jsonl_sha256=digest, statements=statements))
+    stats = json.loads(dirs.stats_file("test").read_bytes())
+    stats["jsonl_sha256"] = digest
+    dirs.stats_file("test").write_text(json.dumps(stats))
+    part = Partition.parse("codecontests.test")
+    assert sc.statements_match_split(dirs, part).passed
+    outcome = sc.splits_disjoint(layout, part)
+    task_id = json.loads(leaked)["task_id"]
+    assert not outcome.passed
+    assert f"codecontests.test {task_id} has the same problem statement as" in outcome.summary
+    assert f"codecontests.train {task_id}" in outcome.summary
