@@ -44,7 +44,7 @@ SMALL = dg.AssetKey(["datasets", "small"])
 EVAL_PROBLEMS = dg.AssetKey(["datasets", "eval_problems"])
 EVAL_TESTS = dg.AssetKey(["datasets", "eval_tests"])
 
-PIPELINE_CODE_VERSION = "alpaca-v1"
+PIPELINE_CODE_VERSION = "alpaca-v2"  # v2: the trainer's MBPP rows, CodeContests input ""
 
 
 @dg.asset(
