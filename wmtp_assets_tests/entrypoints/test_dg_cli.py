@@ -77,11 +77,18 @@ def test_dg_launch_materializes_an_asset_and_a_partition(
         env, "launch", "--assets", "datasets/raw,datasets/processed", "--partition", "mbpp.test"
     )
     assert partition.returncode == 0, partition.stderr[-3000:]
+    # wmtp_local's per-run choice: a dataset partition runs its steps in the run's process ...
+    assert "Executing steps in process" in partition.stdout + partition.stderr
     dirs = Layout(tmp_path / "storage").dataset("mbpp")
     assert dirs.jsonl("test").is_file() and not dirs.jsonl("train").exists()
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         done = instance.get_materialized_partitions(dg.AssetKey(["datasets", "processed"]))
     assert done == {"mbpp.test"}
+
+    # ... a run with a forward-pass check gets a process per step (forkserver, preloaded)
+    micro = _dg(env, "launch", "--assets", "models/micro_mtp")
+    assert micro.returncode == 0, micro.stderr[-3000:]
+    assert "Executing steps using multiprocess executor" in micro.stdout + micro.stderr
 
     wrong = _dg(env, "launch", "--assets", "datasets/raw", "--partition", "mbpp.nope")
     assert wrong.returncode != 0
