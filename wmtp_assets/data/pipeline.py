@@ -62,6 +62,7 @@ from pydantic import BaseModel, ConfigDict
 from wmtp_assets.data.arrow_rows import to_rows
 from wmtp_assets.data.convert_base import ConvertedProblem, Converter
 from wmtp_assets.data.converters import CONVERTERS
+from wmtp_assets.data.dataset_card import write_dataset_card
 from wmtp_assets.data.jsonl_writer import BUFFER, Concatenation, JsonlWriter
 from wmtp_assets.data.judge import Verdict, judge
 from wmtp_assets.data.partitions import Partition
@@ -237,6 +238,7 @@ def process_split(
         staging.publish(retract=(stats_path, index_path, statements_path))
 
     schema_file = write_schema(dirs, part.dataset, tokenizer_sha256, max_tokens)
+    write_dataset_card(dirs, part.dataset)  # processed/README.md: load_dataset(folder)
     summary_file = write_summary(dirs, part.dataset, today)
     return ProcessReport(
         partition=part.key,

@@ -44,7 +44,9 @@ SMALL = dg.AssetKey(["datasets", "small"])
 EVAL_PROBLEMS = dg.AssetKey(["datasets", "eval_problems"])
 EVAL_TESTS = dg.AssetKey(["datasets", "eval_tests"])
 
-PIPELINE_CODE_VERSION = "alpaca-v2"  # v2: + stats/<split>_statements.json
+PIPELINE_CODE_VERSION = (
+    "alpaca-v3"  # v3: statements digests; the trainer's MBPP rows, CodeContests input ""
+)
 
 
 @dg.asset(

@@ -16,18 +16,6 @@ from typing import Any
 
 import dagster as dg
 
-# Dagster exposes the in-process and multiprocess executors only as ExecutorDefinitions; one that
-# picks between them per run has to build them itself (their constructors are not public API).
-from dagster._core.definitions.executor_definition import (
-    IN_PROC_CONFIG,
-    MULTI_PROC_CONFIG,
-    _core_multiprocess_executor_creation,
-    multiple_process_executor_requirements,
-)
-from dagster._core.execution.retries import RetryMode
-from dagster._core.executor.base import Executor
-from dagster._core.executor.in_process import InProcessExecutor
-
 from wmtp_assets.defs.k8s import StepKind, k8s_executor, k8s_op_tags
 
 PRELOADED = ["wmtp_assets.definitions"]
@@ -50,27 +38,56 @@ def needs_isolation(job: dg.JobDefinition) -> bool:
     return any(node.tags.get(ISOLATED_TAG) == "true" for node in job.graph.nodes)
 
 
+# Only public Dagster API: the config schemas and creation functions of Dagster's own in-process
+# and multiprocess executors, and InitExecutorContext; the choice between them is made here.
+_IN_PROCESS = dg.in_process_executor.config_schema.as_field()
+_MULTIPROCESS = dg.multiprocess_executor.config_schema.as_field()
+
+
 @dg.executor(
     name="wmtp_local",
     config_schema=dg.Field(
-        dg.Selector({"multiprocess": MULTI_PROC_CONFIG, "in_process": IN_PROC_CONFIG}),  # type: ignore[no-untyped-call]
-        is_required=False,
-        description="Omit to choose per run; name one to force it (as Dagster's default).",
+        dg.Selector(  # type: ignore[no-untyped-call]
+            {
+                "auto": dg.Field(
+                    {"in_process": _IN_PROCESS, "multiprocess": _MULTIPROCESS},
+                    description="Choose per run; each branch's config applies when chosen.",
+                ),
+                "in_process": _IN_PROCESS,
+                "multiprocess": _MULTIPROCESS,
+            }
+        ),
+        default_value={"auto": {}},
+        description="`auto` (default) chooses per run; name one to force it.",
     ),
-    requirements=multiple_process_executor_requirements(),
+    requirements=[
+        dg.ExecutorRequirement.RECONSTRUCTABLE_PIPELINE,
+        dg.ExecutorRequirement.NON_EPHEMERAL_INSTANCE,
+        dg.ExecutorRequirement.PERSISTENT_OUTPUTS,
+    ],
 )
-def local_executor(init_context: dg.InitExecutorContext) -> Executor:
+def local_executor(init_context: dg.InitExecutorContext) -> dg.Executor:
     """Multiprocess (forkserver, preloaded) for runs with an isolated step, else in-process;
     ``multiprocess`` or ``in_process`` in the run's execution config forces one."""
-    chosen: dict[str, Any] = dict(init_context.executor_config or {})
-    if "in_process" in chosen or (
-        "multiprocess" not in chosen and not needs_isolation(init_context.job.get_definition())
-    ):
-        retries = (chosen.get("in_process") or {}).get("retries", {"enabled": {}})
-        return InProcessExecutor(retries=RetryMode.from_config(retries))  # type: ignore[arg-type]
-    config = dict(chosen.get("multiprocess") or {"retries": {"enabled": {}}})
-    config.setdefault("start_method", {"forkserver": {"preload_modules": PRELOADED}})
-    return _core_multiprocess_executor_creation(config)
+    chosen: dict[str, dict[str, Any]] = dict(init_context.executor_config)  # type: ignore[arg-type]
+    ((mode, config),) = chosen.items()
+    if mode == "auto":
+        isolated = needs_isolation(init_context.job.get_definition())
+        mode = "multiprocess" if isolated else "in_process"
+        config = config[mode]
+    target = dg.multiprocess_executor if mode == "multiprocess" else dg.in_process_executor
+    if mode == "multiprocess" and not config.get("start_method"):
+        config = {**config, "start_method": {"forkserver": {"preload_modules": PRELOADED}}}
+    create = target.executor_creation_fn
+    assert create is not None, target.name
+    return create(
+        dg.InitExecutorContext(
+            job=init_context.job,
+            executor_def=target,
+            executor_config=config,
+            instance=init_context.instance,
+        )
+    )
 
 
 def run_executor() -> dg.ExecutorDefinition:

@@ -78,12 +78,12 @@ def meta_llama_mtp_raw(
     deps=[META_RAW],
     group_name=GROUP,
     kinds={"sentencepiece"},
-    code_version="tokenizer-v1",
+    code_version="tokenizer-v2",  # v2: tokenizer.json
     owners=OWNERS,
     tags=asset_tags("derived"),
-    description="`models_v2/meta-llama-mtp/tokenizer/` (tokenizer.model, tokenizer_config.json, "
-    "special_tokens_map.json): the shared SentencePiece tokenizer; its SHA256 must equal "
-    "WMTP_TOKENIZER_SHA256.",
+    description="`models_v2/meta-llama-mtp/tokenizer/` (tokenizer.model, tokenizer.json, "
+    "tokenizer_config.json, special_tokens_map.json): the shared SentencePiece tokenizer; its "
+    "SHA256 must equal WMTP_TOKENIZER_SHA256.",
 )
 @explained
 def meta_llama_mtp_tokenizer(wmtp: WmtpResource) -> dg.MaterializeResult:
@@ -165,7 +165,7 @@ def micro_ref(wmtp: WmtpResource) -> dg.MaterializeResult:
     return _build_micro(wmtp, "micro_ref", build_micro_ref)
 
 
-CONVERSION_CODE_VERSION = "fp16-stream-v2"  # v2: publishes proof/source_trace.safetensors
+CONVERSION_CODE_VERSION = "fp16-stream-v3"  # v3: tokenizer.json, HF folder root, seal order
 
 META_SAFETENSORS = dg.AssetKey(["models", "meta_llama_mtp", "safetensors"])
 SHEARED_RAW = dg.AssetKey(["models", "ref_sheared_llama_2_7b", "raw"])

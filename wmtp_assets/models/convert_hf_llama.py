@@ -5,7 +5,10 @@
 ``*.rotary_emb.inv_freq`` buffers old transformers versions saved are dropped. ``safetensors/``
 is left a complete Hugging Face model folder (weights, ``config.json`` with the stored dtype,
 ``generation_config.json`` if upstream has one, tokenizer files), because downstream training
-calls ``from_pretrained`` on it. The rest is :mod:`wmtp_assets.models.fp16_conversion`.
+calls ``from_pretrained`` on it; so is the model folder itself (``hf_folder``). The tokenizer
+files are generated from upstream's ``tokenizer.model`` (``tokenizer_files``: with a proven
+``tokenizer.json``), not copied: upstream's configs load a tokenizer whose ids differ from
+SentencePiece's under transformers 5. The rest is :mod:`wmtp_assets.models.fp16_conversion`.
 """
 
 from __future__ import annotations
@@ -24,25 +27,16 @@ from wmtp_assets.models.fp16_conversion import (
     convert_to_float16,
     source_info,
 )
+from wmtp_assets.models.hf_folder import root_configs
 from wmtp_assets.models.hf_llama import read_llama_config
 from wmtp_assets.models.shapes import hf_llama_shapes
 from wmtp_assets.models.streamed_architectures import HFLlamaArchitecture
-from wmtp_assets.models.tokenizer_files import tokenizer_info
+from wmtp_assets.models.tokenizer_files import tokenizer_folder_files, tokenizer_info
 
 MODEL_NAME = "ref-sheared-llama-2.7b"
 ARCHITECTURE = "LlamaForCausalLM"
 SHARED_TOKENIZER_WITH = "meta-llama-mtp"
-REQUIRED_TOKENIZER_FILES = ("tokenizer.model", "tokenizer_config.json")
-OPTIONAL_TOKENIZER_FILES = ("special_tokens_map.json", "tokenizer.json")
 DROPPED_SUFFIX = ".rotary_emb.inv_freq"
-
-
-def _tokenizer_files(folder: Path) -> list[Path]:
-    missing = [n for n in REQUIRED_TOKENIZER_FILES if not (folder / n).is_file()]
-    if missing:
-        raise FileNotFoundError(f"{folder}: tokenizer files missing: {missing}")
-    names = REQUIRED_TOKENIZER_FILES + OPTIONAL_TOKENIZER_FILES
-    return [folder / n for n in names if (folder / n).is_file()]
 
 
 def hf_llama_plan(
@@ -62,8 +56,10 @@ def hf_llama_plan(
     tokenizer_dir = raw_dir if tokenizer_dir is None else tokenizer_dir
     config = read_llama_config(config_path)
     expected = hf_llama_shapes(config, source=str(config_path))
-    tokenizer_files = _tokenizer_files(tokenizer_dir)
-    tokenizer = tokenizer_info(tokenizer_dir / "tokenizer.model").model_copy(
+    tokenizer_model = tokenizer_dir / "tokenizer.model"
+    if not tokenizer_model.is_file():
+        raise FileNotFoundError(f"{tokenizer_dir}: tokenizer files missing: ['tokenizer.model']")
+    tokenizer = tokenizer_info(tokenizer_model).model_copy(
         update={"shared_with_sha256": reference_tokenizer_sha256}
     )
 
@@ -77,9 +73,11 @@ def hf_llama_plan(
         }
         if (raw_dir / "generation_config.json").is_file():
             files[dirs.safetensors / "generation_config.json"] = raw_dir / "generation_config.json"
-        for path in tokenizer_files:
-            files[dirs.tokenizer / path.name] = path
-            files[dirs.safetensors / path.name] = path
+        for name, data in tokenizer_folder_files(tokenizer_model).items():
+            files[dirs.tokenizer / name] = data
+            files[dirs.safetensors / name] = data
+        root = root_configs(dirs, stored_config, expected)
+        files |= {path: json_bytes(value) for path, value in root.items()}
         return files
 
     return Float16Plan(

@@ -19,6 +19,7 @@ from wmtp_assets.files.atomic import json_bytes
 from wmtp_assets.files.layout import ModelDirs
 from wmtp_assets.files.lock import artifact_lock
 from wmtp_assets.models.artifact import ModelMetadata, SourceInfo, staged_artifact
+from wmtp_assets.models.hf_folder import root_configs
 from wmtp_assets.models.hf_llama import llama_config
 from wmtp_assets.models.mtp.args import ModelArgs
 from wmtp_assets.models.safetensors_writer import TensorSpec, stage_safetensors
@@ -27,7 +28,7 @@ from wmtp_assets.models.shapes import hf_llama_shapes, meta_shapes
 from wmtp_assets.models.tokenizer_files import tokenizer_info, write_tokenizer_folder
 
 MICRO_SEED = 1234
-MICRO_CODE_VERSION = "micro-v1"
+MICRO_CODE_VERSION = "micro-v2"  # v2: tokenizer.json, root config.json and index
 FLOAT16_BYTES = 2
 
 
@@ -140,8 +141,10 @@ def build_micro_mtp(dirs: ModelDirs, tokenizer_model: Path, tokenizer_sha256: st
 
 
 def build_micro_ref(dirs: ModelDirs, tokenizer_model: Path, tokenizer_sha256: str) -> MicroBuild:
-    """Publish ``micro-ref``; ``safetensors/`` alone is a folder ``from_pretrained`` loads."""
+    """Publish ``micro-ref``; ``safetensors/`` and the folder itself (``hf_folder``) are folders
+    ``from_pretrained`` loads."""
     config = micro_ref_config(tokenizer_info(tokenizer_model).vocab_size)
+    shapes = hf_llama_shapes(config)
     return _build(
         dirs,
         tokenizer_model,
@@ -149,8 +152,12 @@ def build_micro_ref(dirs: ModelDirs, tokenizer_model: Path, tokenizer_sha256: st
         "micro-ref",
         "hf_llama",
         "LlamaForCausalLM, micro",
-        hf_llama_shapes(config),
+        shapes,
         {"format": "pt"},
-        {dirs.configs / "config.json": config, dirs.safetensors / "config.json": config},
+        {
+            dirs.configs / "config.json": config,
+            dirs.safetensors / "config.json": config,
+            **root_configs(dirs, config, shapes),
+        },
         hf_folder=True,
     )

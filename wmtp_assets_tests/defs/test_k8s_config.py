@@ -11,20 +11,20 @@ the run launcher's ``run_k8s_config`` the way its executor merges them for a ste
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+# dagster-k8s is in the dev extra (README set-up): these tests never skip.
+import dagster_k8s
+import kubernetes
 import pytest
 import yaml
 from dagster._config import validate_config
-
-dagster_k8s = pytest.importorskip(
-    "dagster_k8s", reason="dagster-k8s (extra k8s) is not installed in this environment"
-)
-kubernetes = pytest.importorskip("kubernetes")
-
-from dagster_k8s.container_context import K8sContainerContext  # noqa: E402
-from dagster_k8s.job import (  # noqa: E402
+from dagster_k8s.container_context import K8sContainerContext
+from dagster_k8s.job import (
     USER_DEFINED_K8S_CONFIG_KEY,
     DagsterK8sJobConfig,
     UserDefinedDagsterK8sConfig,
@@ -32,10 +32,15 @@ from dagster_k8s.job import (  # noqa: E402
     get_user_defined_k8s_config,
 )
 
-from wmtp_assets.defs.executor import run_executor  # noqa: E402
-from wmtp_assets.defs.k8s import K8S_CONFIG_TAG, StepKind, k8s_op_tags  # noqa: E402
+from wmtp_assets.defs.executor import run_executor
+from wmtp_assets.defs.k8s import K8S_CONFIG_TAG, StepKind, k8s_op_tags
 
 VALUES = Path(__file__).parents[2] / "deploy" / "k8s" / "values.yaml"
+GPU_NODE_RUN_CONFIG = VALUES.with_name("run-config-convert-on-gpu-node.yaml")
+CONVERSION_STEPS = (
+    "models__meta_llama_mtp__safetensors",
+    "models__ref_sheared_llama_2_7b__safetensors",
+)
 KINDS: tuple[StepKind, ...] = ("gpu_check", "convert", "download")
 
 # What the chart's templates/helpers/instance/_run-launcher.tpl ("dagsterYaml.runLauncher.k8s")
@@ -181,3 +186,58 @@ def test_helm_run_launcher_config_passes_k8s_run_launcher_schema() -> None:
         _launcher_context(wrong["run_k8s_config"])
     assert not validate_config(schema, {**config, "job_namespaces": "wmtp"}).success
     assert not validate_config(schema, {**config, "load_incluster_config": "yes"}).success
+
+
+@pytest.mark.usefixtures("on_k8s")
+def test_gpu_node_run_config_passes_the_executor_schema_and_places_the_conversion_pods() -> None:
+    execution = yaml.safe_load(GPU_NODE_RUN_CONFIG.read_text())["execution"]["config"]
+    schema = dagster_k8s.k8s_job_executor.config_schema.config_type
+    result = validate_config(schema, execution)
+    assert result.success, result.errors
+    per_step = execution["per_step_k8s_config"]
+    assert set(per_step) == set(CONVERSION_STEPS)
+    launcher = _rendered_run_launcher_config()
+    base = _launcher_context(launcher["run_k8s_config"])
+    for step in CONVERSION_STEPS:
+        tagged = base.merge(
+            K8sContainerContext(run_k8s_config=get_user_defined_k8s_config(_tags("convert")))
+        )
+        # k8s_job_executor's order: run launcher, step tag, then per_step_k8s_config
+        context = tagged.merge(
+            K8sContainerContext(
+                run_k8s_config=UserDefinedDagsterK8sConfig.from_dict(per_step[step])
+            )
+        )
+        job = construct_dagster_k8s_job(
+            job_config=DagsterK8sJobConfig(
+                job_image="registry.example.com/wmtp-assets:0.1.0",
+                dagster_home=launcher["dagster_home"],
+                instance_config_map=launcher["instance_config_map"],
+            ),
+            args=["dagster", "api", "execute_step"],
+            job_name="dagster-step-test",
+            user_defined_k8s_config=context.run_k8s_config,
+            component="step_worker",
+        )
+        pod = kubernetes.client.ApiClient().sanitize_for_serialization(job)["spec"]["template"]
+        assert pod["spec"]["nodeSelector"] == {"wmtp/role": "gpu"}
+        resources = pod["spec"]["containers"][0]["resources"]
+        assert resources["requests"] == {"cpu": "2", "memory": "2Gi"}  # still the convert tag
+        assert "nvidia.com/gpu" not in resources["limits"]
+    typo = {"per_step_k8s_config": {CONVERSION_STEPS[0]: {"pod_spec_configs": {}}}}
+    assert not validate_config(schema, typo).success
+
+
+def test_definitions_load_with_the_k8s_executor_where_dagster_k8s_is_installed() -> None:
+    """The code server's import under the Helm values' variables, in a fresh interpreter."""
+    script = (
+        "from wmtp_assets.definitions import defs\n"
+        "job = defs.get_job_def('revalidate')\n"
+        "print(job.executor_def.name)\n"
+    )
+    env = {**os.environ, "WMTP_K8S": "1", "WMTP_K8S_EXECUTOR": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == dagster_k8s.k8s_job_executor.name

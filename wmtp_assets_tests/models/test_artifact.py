@@ -236,18 +236,24 @@ def test_micro_publish_seals_every_file(tokenizer_model: Path, tmp_path: Path) -
     build_micro_ref(dirs, tokenizer_model, sha256_file(tokenizer_model))
     assert coreutils_accepts(dirs) and sha256_matches(dirs).passed
     sums = (dirs.sha256sums).read_text().splitlines()
+    assert sums[0].endswith("  model.safetensors"), "the weights' line first (the trainer)"
     names = sorted(line.split("  ", 1)[1] for line in sums)
     assert names == [
+        "../config.json",
         "../configs/config.json",
         "../metadata.json",
+        "../model.safetensors.index.json",
         "../tokenizer/special_tokens_map.json",
+        "../tokenizer/tokenizer.json",
         "../tokenizer/tokenizer.model",
         "../tokenizer/tokenizer_config.json",
         "config.json",
         "model.safetensors",
         "special_tokens_map.json",
+        "tokenizer.json",
         "tokenizer.model",
         "tokenizer_config.json",
     ]
+    assert sums[1:] == sorted(sums[1:], key=lambda line: line.split("  ", 1)[1])
     recorded = json.loads(dirs.metadata.read_text())["files"]
     assert len(recorded) == len(names) - 1, "metadata.json records all but itself"

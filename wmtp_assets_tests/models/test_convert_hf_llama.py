@@ -113,7 +113,7 @@ def test_converts_and_loads_with_transformers(
         "model.layers.1.self_attn.rotary_emb.inv_freq",
     ]
     assert report.n_tensors == 2 * 9 + 3 and messages[-2].startswith("tensor 21/21")
-    assert messages[-1] == "8 raw files hash to their SOURCE.json SHA256"
+    assert messages[-1] == "9 raw files hash to their SOURCE.json SHA256"
     tensors = load_file(dirs.weights)
     assert all(t.dtype == torch.float16 for t in tensors.values())
     assert "model.layers.0.self_attn.k_proj.weight" in tensors and tensors[
@@ -133,9 +133,11 @@ def test_converts_and_loads_with_transformers(
     assert dirs.source_trace.is_file(), "the source's trace is recorded beside the artifact"
     assert sha256_file(dirs.weights) == report.sha256
 
-    for folder in (dirs.tokenizer, dirs.safetensors):
-        for name in ("tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"):
-            assert (folder / name).read_bytes() == (raw / name).read_bytes()
+    assert (dirs.tokenizer / "tokenizer.model").read_bytes() == (
+        raw / "tokenizer.model"
+    ).read_bytes()
+    for name in ("tokenizer.model", "tokenizer.json", "tokenizer_config.json"):
+        assert (dirs.safetensors / name).read_bytes() == (dirs.tokenizer / name).read_bytes()
     config = json.loads((dirs.configs / "config.json").read_text())
     assert config["torch_dtype"] == "float16"
     assert (dirs.safetensors / "config.json").read_bytes() == (
@@ -153,7 +155,10 @@ def test_converts_and_loads_with_transformers(
     assert metadata["source"]["kind"] == "mirror"
     assert metadata["files"]["safetensors/model.safetensors"] == report.sha256
 
+    root = transformers.AutoModelForCausalLM.from_pretrained(dirs.root).eval()  # hf_folder
     loaded = transformers.AutoModelForCausalLM.from_pretrained(dirs.safetensors).eval()
+    for ours, theirs in zip(root.state_dict().values(), loaded.state_dict().values(), strict=True):
+        assert torch.equal(ours, theirs)
     assert next(loaded.parameters()).dtype == torch.float16
     as_fp32 = transformers.AutoModelForCausalLM.from_pretrained(
         dirs.safetensors, dtype=torch.float32
