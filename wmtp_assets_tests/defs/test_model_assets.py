@@ -7,6 +7,7 @@ import struct
 from pathlib import Path
 
 import dagster as dg
+import pytest
 import sentencepiece as spm
 import torch
 import transformers
@@ -129,3 +130,67 @@ def test_tokenizer_with_the_wrong_sha256_fails(demo_settings: Settings) -> None:
     assert not (
         Layout(wrong.storage_root).model("meta_llama_mtp").tokenizer / "tokenizer.model"
     ).exists()
+
+
+def test_checks_after_a_materialization_reuse_the_writers_hashes(
+    demo_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In the run that wrote them, the checks take the SHA256 the writer computed for files
+    still as written (one read of the 13 GB weights saved); a revalidation reads them all."""
+    import hashlib
+    import types
+
+    from wmtp_assets.defs.checks import MODEL_CHECKS
+    from wmtp_assets.files import hashing
+
+    hashed: list[int] = []  # bytes the checks' hashing module hashes
+
+    class Counted:
+        def __init__(self) -> None:
+            self.inner = hashlib.sha256()
+
+        def update(self, data: bytes | memoryview) -> None:
+            hashed.append(len(data))
+            self.inner.update(data)
+
+        def hexdigest(self) -> str:
+            return self.inner.hexdigest()
+
+    def file_digest(fh: object, name: str) -> object:
+        digest = Counted()
+        while chunk := fh.read(1 << 20):  # type: ignore[attr-defined]
+            digest.update(chunk)
+        return digest
+
+    shim = types.SimpleNamespace(sha256=Counted, file_digest=file_digest)
+    monkeypatch.setattr(hashing, "hashlib", shim)
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        [*ASSETS, *MODEL_CHECKS],
+        selection=dg.AssetSelection.assets(*(a.key for a in ASSETS[:2]), MICRO_MTP),
+        resources={"wmtp": WmtpResource.from_settings(demo_settings)},
+        instance=instance,
+    )
+    assert result.success
+    evaluations = {
+        (e.asset_key, e.check_name): e.passed for e in result.get_asset_check_evaluations()
+    }
+    assert evaluations[(MICRO_MTP, "sha256_matches")]
+    assert evaluations[(MICRO_MTP, "unchanged_since_materialization")]
+    weights = Layout(demo_settings.storage_root).model("micro_mtp").weights
+    assert sum(hashed) < weights.stat().st_size, "the writer's hash of the weights was reused"
+
+
+def test_a_seeded_hash_does_not_hide_a_rewrite(tmp_path: Path) -> None:
+    """A file rewritten after its writer hashed it (new inode) is hashed again: the seed
+    cannot make a check pass on changed bytes."""
+    from wmtp_assets.files.hashing import file_identity, shared_hashes
+
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(b"written")
+    seed = {path: (sha256_file(path), file_identity(path))}
+    path.unlink()
+    path.write_bytes(b"changed")
+    with shared_hashes(seed):
+        assert sha256_file(path) == sha256_file(tmp_path / "model.safetensors")
+        assert sha256_file(path) != seed[path][0]
