@@ -188,6 +188,19 @@ def _tensor_bytes(tensor: torch.Tensor) -> memoryview:
     return flat.view(torch.uint8).numpy().data
 
 
+def _produced(
+    produce: Callable[[str], torch.Tensor], name: str, spec: TensorSpec, label: Path
+) -> torch.Tensor:
+    """``produce(name)``, refused unless it has the dtype and shape the header declares."""
+    tensor = produce(name)
+    if tensor.dtype != spec.dtype or tuple(tensor.shape) != spec.shape:
+        raise TensorSpecMismatchError(
+            f"{label}: tensor {name!r} was produced as {tensor.dtype} "
+            f"{tuple(tensor.shape)}, but the header declares {spec.dtype} {spec.shape}"
+        )
+    return tensor
+
+
 def _stream(
     fh: BinaryIO,
     label: Path,
@@ -224,13 +237,7 @@ def _stream(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="safetensors-write") as pool:
         emit(struct.pack("<Q", len(header)) + header, "the header", pool)
         for name in tensor_order(specs):
-            tensor = produce(name)
-            spec = specs[name]
-            if tensor.dtype != spec.dtype or tuple(tensor.shape) != spec.shape:
-                raise TensorSpecMismatchError(
-                    f"{label}: tensor {name!r} was produced as {tensor.dtype} "
-                    f"{tuple(tensor.shape)}, but the header declares {spec.dtype} {spec.shape}"
-                )
+            tensor = _produced(produce, name, specs[name], label)
             emit(_tensor_bytes(tensor), f"tensor {name!r}", pool)
             del tensor
             if on_written is not None:
@@ -343,13 +350,7 @@ def _stream_in_order(
     try:
         put(struct.pack("<Q", len(header)) + header, 0, "the header")
         for name in order:
-            tensor = produce(name)
-            spec = specs[name]
-            if tensor.dtype != spec.dtype or tuple(tensor.shape) != spec.shape:
-                raise TensorSpecMismatchError(
-                    f"{label}: tensor {name!r} was produced as {tensor.dtype} "
-                    f"{tuple(tensor.shape)}, but the header declares {spec.dtype} {spec.shape}"
-                )
+            tensor = _produced(produce, name, specs[name], label)
             begin = offsets[name]["data_offsets"][0]
             put(_tensor_bytes(tensor), data_start + begin, f"tensor {name!r}")
             del tensor
