@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from wmtp_assets.data.partitions import DATASETS
-from wmtp_assets.files.atomic import atomic_write_text
+from wmtp_assets.files.atomic import atomic_write_text, sweep_tmp_of
 from wmtp_assets.files.layout import DatasetDirs
 from wmtp_assets.files.lock import artifact_lock
 
@@ -65,5 +65,7 @@ def card_text(dirs: DatasetDirs, dataset: str) -> str:
 def write_dataset_card(dirs: DatasetDirs, dataset: str) -> Path:
     """Write ``processed/README.md`` for what is published now (atomically). Under a lock, so
     two partitions publishing at once cannot leave a card that misses one of them."""
+    card = dirs.processed / "README.md"
     with artifact_lock(dirs.root / ".locks" / "card", timeout_s=60):
-        return atomic_write_text(dirs.processed / "README.md", card_text(dirs, dataset))
+        sweep_tmp_of(card)  # what a killed write left
+        return atomic_write_text(card, card_text(dirs, dataset))

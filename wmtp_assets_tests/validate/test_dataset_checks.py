@@ -214,3 +214,21 @@ def test_a_shared_statement_is_found_from_the_digests(layout: Layout) -> None:
     assert not outcome.passed
     assert f"codecontests.test {task_id} has the same problem statement as" in outcome.summary
     assert f"codecontests.train {task_id}" in outcome.summary
+
+
+@pytest.mark.parametrize("first, second", [(0, 1), (3, 40), (0, -1)])
+def test_a_repeated_task_id_is_named_with_both_lines(
+    layout: Layout, first: int, second: int
+) -> None:
+    part = Partition.parse("humaneval.test")
+    dirs = layout.dataset("humaneval")
+    rows = [json.loads(line) for line in dirs.jsonl("test").read_bytes().splitlines()]
+    second = second % len(rows)
+    rows[second]["task_id"] = rows[first]["task_id"]
+    dirs.jsonl("test").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    outcome = dc.task_ids_unique_and_labelled(dirs, part)
+    assert not outcome.passed
+    assert f"task_id {rows[first]['task_id']!r} on lines {first} and {second}" in outcome.summary
+    assert dc.task_ids_unique_and_labelled(
+        layout.dataset("mbpp"), Partition.parse("mbpp.test")
+    ).passed
