@@ -101,6 +101,8 @@ def _run(command: list[str], env: dict[str, str], root: Path | None = None) -> d
         f"private {result['peak_private_gb']:.2f} GB",
         flush=True,
     )
+    if result["exit"] != 0:
+        print(str(result["tail"])[-2500:], flush=True)
     return result
 
 
