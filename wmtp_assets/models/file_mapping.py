@@ -37,7 +37,7 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class Mapping:
+class FileMapping:
     """One line of ``/proc/self/maps`` for a file: its address range and permissions."""
 
     start: int
@@ -47,15 +47,11 @@ class Mapping:
     """Where in the file the mapping starts."""
 
     @property
-    def shared(self) -> bool:
-        return self.perms[3] == "s"
-
-    @property
     def writable(self) -> bool:
         return self.perms[1] == "w"
 
 
-def mappings_of(path: Path) -> list[Mapping]:
+def mappings_of(path: Path) -> list[FileMapping]:
     """This process's mappings of ``path`` (empty where ``/proc/self/maps`` does not exist)."""
     try:
         st = path.stat()
@@ -64,14 +60,14 @@ def mappings_of(path: Path) -> list[Mapping]:
         return []
     identity = (f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}", str(st.st_ino))
     resolved = str(path.resolve())
-    found: list[Mapping] = []
+    found: list[FileMapping] = []
     for line in maps.splitlines():
         fields = line.split(maxsplit=5)
         # Device and inode identify the file; overlay filesystems report the lower layer's,
         # so the path (as the kernel prints it) is accepted too.
         if len(fields) == 6 and ((fields[3], fields[4]) == identity or fields[5] == resolved):
             start, end = (int(x, 16) for x in fields[0].split("-"))
-            found.append(Mapping(start, end, fields[1], int(fields[2], 16)))
+            found.append(FileMapping(start, end, fields[1], int(fields[2], 16)))
     return found
 
 

@@ -210,8 +210,6 @@ def _stream(
     on_written: Callable[[str, int], None] | None,
 ) -> tuple[str, int]:
     """Write header then tensors into ``fh``; return (SHA256, bytes written)."""
-    if sys.byteorder != "little":
-        raise RuntimeError("the streaming safetensors writer supports little-endian hosts only")
     header = build_header(specs, header_metadata)
     digest = hashlib.sha256()
     written = 0
@@ -307,7 +305,7 @@ class _PrefixHasher:
         self._thread.join()
 
 
-def _stream_in_order(
+def _stream_at_offsets(
     fh: BinaryIO,
     label: Path,
     specs: Mapping[str, TensorSpec],
@@ -382,6 +380,8 @@ def stage_safetensors(
     ``on_written(name, bytes_so_far)`` runs after each tensor's bytes are written; ``order``
     (every name once) is the order ``produce`` is called in (default: the file's).
     """
+    if sys.byteorder != "little":
+        raise RuntimeError("the streaming safetensors writer supports little-endian hosts only")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_path_for(dest)
     try:
@@ -389,7 +389,7 @@ def stage_safetensors(
             if order is None or list(order) == tensor_order(specs):
                 sha256, size = _stream(fh, tmp, specs, produce, header_metadata, on_written)
             else:
-                sha256, size = _stream_in_order(
+                sha256, size = _stream_at_offsets(
                     fh, tmp, specs, produce, header_metadata, on_written, order
                 )
             fh.flush()

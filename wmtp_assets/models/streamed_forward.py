@@ -237,6 +237,7 @@ class TraceBuilder:
         self.stages = stages(arch)
         self.order = list(dict.fromkeys(n for s in self.stages for n in s.tensors))
         self._held: dict[str, Tensor] = {}
+        self._fed: set[str] = set()
         self._next = 0
         self._states: dict[str, Tensor] = {}
         self._trunk_out: Tensor | None = None
@@ -250,6 +251,7 @@ class TraceBuilder:
         if name not in self.order:
             return [name]
         self._held[name] = tensor
+        self._fed.add(name)
         released: list[str] = []
         while not self.done and all(n in self._held for n in self.stages[self._next].tensors):
             self._run(self.stages[self._next])
@@ -282,7 +284,7 @@ class TraceBuilder:
 
     def result(self) -> SourceTrace:
         if not self.done:
-            missing = [n for n in self.order if n not in self._held]
+            missing = [n for n in self.order if n not in self._fed]
             raise ValueError(f"{self.label}: the forward trace never got {missing[:5]}")
         return SourceTrace(self.tokens, dict(self._states))
 
