@@ -11,9 +11,9 @@ Steps (one run, one disk; every command a fresh process, start-up included):
 2. ``dagster asset materialize --select datasets/raw`` for both partitions (untimed set-up);
 3. ``process``: ``dagster asset materialize`` of every derived dataset asset of
    ``codecontests.train`` (processing, evaluation files, small subset, and the checks a
-   materialization runs); then ``process (rerun)``: the same command over its own output. Disk:
-   the derived files under the storage root (not ``raw/``, not the instance), sampled every
-   0.25 s, peak against the final size;
+   materialization runs); then ``process (rerun)``: the same command over its own output
+   (skipped with ``--no-rerun``). Disk: the derived files under the storage root (not
+   ``raw/``, not the instance), sampled every 0.25 s, peak against the final size;
 4. ``verify``: ``wmtp-assets verify --partition codecontests.valid`` (the tiny partition) and
    ``--partition codecontests.train``; the marginal cost of train is the difference;
    ``verify (main)``: the same two commands with the code at ``--baseline-code`` (the project
@@ -160,6 +160,9 @@ def main() -> None:
     parser.add_argument("--fraction", type=float, default=1.0)
     parser.add_argument("--baseline-code", type=Path, help="a checkout of the code before")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument(
+        "--no-rerun", action="store_true", help="skip the rerun of processing (half the time)"
+    )
     args = parser.parse_args()
 
     work: Path = args.workdir
@@ -199,7 +202,7 @@ def main() -> None:
     results["process valid"] = _run(
         [*dagster, "--select", DERIVED, "--partition", "codecontests.valid"], env
     )
-    for name in ("process", "process (rerun)"):
+    for name in ("process", "process (rerun)")[: 1 if args.no_rerun else 2]:
         results[name] = _run(
             [*dagster, "--select", DERIVED, "--partition", "codecontests.train"], env, root
         )
@@ -265,6 +268,8 @@ def report(
         before = s("verify (main) train") - s("verify (main) valid")
         print(f"verify (main) marginal: {before:.1f} s = {before / floor:.2f}x the floor")
     for name in ("process", "process (rerun)"):
+        if name not in results:
+            continue
         r = results[name]
         ratio = float(r["peak_disk_gb"]) / max(float(r["final_disk_gb"]), 1e-9)  # type: ignore[arg-type]
         print(f"{name}: {records / s(name):,.0f} records/s; peak disk {ratio:.2f}x the final size")
