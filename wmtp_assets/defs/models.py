@@ -2,8 +2,9 @@
 the two real checkpoints and the micro models.
 
 A conversion is skipped, and the artifact reported current, when its stored ``metadata.json``
-records the same raw-file SHA256s and the same ``code_version`` (decided in
-``wmtp_assets.models.fp16_conversion``); Dagster shows the same through the assets'
+records the same raw-file SHA256s and the same ``code_version`` and every stored file still has
+the size, then the SHA256, it records (decided in ``wmtp_assets.models.artifact``; a file that
+differs is rebuilt); Dagster shows the same through the assets'
 ``code_version`` and data versions. A forced rewrite produces identical bytes.
 """
 

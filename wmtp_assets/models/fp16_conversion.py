@@ -6,7 +6,8 @@ A format module (``convert_meta``, ``convert_hf_llama``) reads its configs into 
 for every format, holding the artifact's lock throughout:
 
 1. up to date? With ``reuse_current``, an artifact whose ``metadata.json`` records the same
-   raw-file SHA256s and code version is left untouched (``current_metadata``);
+   raw-file SHA256s and code version, and whose stored files still have the sizes and then
+   the SHA256s it records, is left untouched (``current_metadata``); otherwise it is rebuilt;
 2. sweep temporary files of interrupted runs, start re-hashing every raw file ``SOURCE.json``
    records (``source_digest``, in the background), open the checkpoint without reading tensor
    bytes, check names and shapes against the plan and every tensor being float, all BEFORE
@@ -166,10 +167,17 @@ def convert_to_float16(
     """
     started = time.monotonic()
     with artifact_lock(dirs.root, timeout_s=lock_timeout_s):
-        current = current_metadata(dirs, plan.source.files, code_version) if reuse_current else None
+        current = (
+            current_metadata(dirs, plan.source.files, code_version, progress)
+            if reuse_current
+            else None
+        )
         if current is not None:
             if progress is not None:
-                progress(f"{dirs.weights} is current: same raw SHA256s and code version")
+                progress(
+                    f"{dirs.weights} is current: same raw SHA256s and code version, every "
+                    "stored file re-hashed to its recorded SHA256"
+                )
             return Float16Outcome(
                 status="up to date (not rewritten)", metadata=current, source=plan.source
             )
