@@ -170,7 +170,7 @@ def convert_to_float16(
     raises ``ArtifactLockedError``. ``device`` runs the source's forward trace.
     """
     started = time.monotonic()
-    with artifact_lock(dirs.root, timeout_s=lock_timeout_s):
+    with artifact_lock(dirs.root, timeout_s=lock_timeout_s, notify=progress):
         current = (
             current_metadata(dirs, plan.source.files, code_version, progress)
             if reuse_current
