@@ -41,9 +41,13 @@ setting, 3 nothing stored to verify or report
 def _instance(settings: Settings) -> dg.DagsterInstance:
     import dagster as dg
 
+    from wmtp_assets.defs.dead_runs import free_slots_of_dead_runs
     from wmtp_assets.instance import instance_home
 
-    return dg.DagsterInstance.from_config(str(instance_home(settings)))
+    instance = dg.DagsterInstance.from_config(str(instance_home(settings)))
+    for run_id in free_slots_of_dead_runs(instance):  # a killed run's pool slots: a rerun waits
+        print(f"run {run_id}: its processes are gone; marked failed, pool slots freed")
+    return instance
 
 
 def _log_level(args: argparse.Namespace) -> str:
