@@ -17,6 +17,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from wmtp_assets.instance import InstanceError
 from wmtp_assets.settings import ENV_VARS, Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -42,9 +43,11 @@ def _instance(settings: Settings) -> dg.DagsterInstance:
     import dagster as dg
 
     from wmtp_assets.defs.dead_runs import free_slots_of_dead_runs
-    from wmtp_assets.instance import instance_home
+    from wmtp_assets.instance import check_instance_databases, instance_home
 
-    instance = dg.DagsterInstance.from_config(str(instance_home(settings)))
+    home = instance_home(settings)
+    check_instance_databases(home)
+    instance = dg.DagsterInstance.from_config(str(home))
     for run_id in free_slots_of_dead_runs(instance):  # a killed run's pool slots: a rerun waits
         print(f"run {run_id}: its processes are gone; marked failed, pool slots freed")
     return instance
@@ -221,6 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return COMMANDS[args.command](settings, args)
+    except InstanceError as exc:
+        print(f"wmtp-assets: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("wmtp-assets: interrupted", file=sys.stderr)
         return 130

@@ -220,7 +220,7 @@ def header_duplicate_key(root: Path) -> None:
     (length,) = struct.unpack("<Q", data[:8])
     header = data[8 : 8 + length].decode()
     start = header.index('"', header.index("}") + 1)  # the first tensor, after __metadata__
-    entry = header[start : header.index("}", start) + 2]
+    entry = header[start : header.index("}", start) + 1]
     header = (header[:start] + entry + "," + header[start:]).rstrip()
     header += " " * (-len(header) % 8)
     weights.write_bytes(struct.pack("<Q", len(header)) + header.encode() + data[8 + length :])
