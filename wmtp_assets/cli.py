@@ -32,6 +32,7 @@ settings (environment first, then <storage root>/wmtp_settings.json, then the de
   WMTP_TOKENIZER_SHA256  SHA256 every tokenizer.model must have (default: Llama-2's)
   WMTP_MAX_TOKENS        token limit for dataset records (default 2048)
   WMTP_DEVICE            device for forward-pass checks: auto, cuda, mps, cpu (default auto)
+  WMTP_LOCK_TIMEOUT      seconds to wait for an artifact another run is writing (default 600)
   DAGSTER_HOME           Dagster instance (default <storage root>/dagster_home)
 
 exit codes: 0 all passed, 1 a check or materialization failed, 2 bad command line or
