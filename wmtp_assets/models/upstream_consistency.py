@@ -60,6 +60,10 @@ class UpstreamContradictionError(ValueError):
 
     def __init__(self, contradictions: list[Contradiction]) -> None:
         self.contradictions = contradictions
+        first = contradictions[0]
+        # for a step's failure metadata (defs.explain): the file, what the evidence implies,
+        # what the file states
+        self.file, self.expected, self.found = first.file, first.implied, first.stated
         more = f" (and {len(contradictions) - 1} more)" if len(contradictions) > 1 else ""
         super().__init__(contradictions[0].message + more)
 

@@ -298,4 +298,5 @@ def test_a_config_contradicting_its_shards_is_refused(
     with pytest.raises(UpstreamContradictionError, match=message) as info:
         _convert(raw, ModelDirs(tmp_path / "out"))
     assert str(raw / "config.json") in str(info.value)
+    assert info.value.file == str(raw / "config.json")  # the step failure's metadata
     assert not (tmp_path / "out" / "safetensors" / "model.safetensors").exists()
