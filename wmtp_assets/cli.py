@@ -17,6 +17,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from wmtp_assets.instance import InstanceError
 from wmtp_assets.settings import ENV_VARS, Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ settings (environment first, then <storage root>/wmtp_settings.json, then the de
   WMTP_TOKENIZER_SHA256  SHA256 every tokenizer.model must have (default: Llama-2's)
   WMTP_MAX_TOKENS        token limit for dataset records (default 2048)
   WMTP_DEVICE            device for forward-pass checks: auto, cuda, mps, cpu (default auto)
+  WMTP_LOCK_TIMEOUT      seconds to wait for an artifact another run is writing (default 600)
   DAGSTER_HOME           Dagster instance (default <storage root>/dagster_home)
 
 exit codes: 0 all passed, 1 a check or materialization failed, 2 bad command line or
@@ -41,9 +43,15 @@ setting, 3 nothing stored to verify or report
 def _instance(settings: Settings) -> dg.DagsterInstance:
     import dagster as dg
 
-    from wmtp_assets.instance import instance_home
+    from wmtp_assets.defs.dead_runs import free_slots_of_dead_runs
+    from wmtp_assets.instance import check_instance_databases, instance_home
 
-    return dg.DagsterInstance.from_config(str(instance_home(settings)))
+    home = instance_home(settings)
+    check_instance_databases(home)
+    instance = dg.DagsterInstance.from_config(str(home))
+    for run_id in free_slots_of_dead_runs(instance):  # a killed run's pool slots: a rerun waits
+        print(f"run {run_id}: its processes are gone; marked failed, pool slots freed")
+    return instance
 
 
 def _log_level(args: argparse.Namespace) -> str:
@@ -217,6 +225,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return COMMANDS[args.command](settings, args)
+    except InstanceError as exc:
+        print(f"wmtp-assets: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("wmtp-assets: interrupted", file=sys.stderr)
         return 130

@@ -6,6 +6,7 @@ import dagster as dg
 
 from wmtp_assets.defs.checks import ALL_CHECKS
 from wmtp_assets.defs.datasets import DATASET_ASSETS
+from wmtp_assets.defs.dead_runs import free_slots_of_dead_runs_sensor
 from wmtp_assets.defs.executor import run_executor
 from wmtp_assets.defs.models import MODEL_ASSETS
 from wmtp_assets.defs.resources import WmtpResource
@@ -24,6 +25,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         asset_checks=ALL_CHECKS,
         jobs=[revalidate_job],
         schedules=[revalidate_daily],
+        sensors=[free_slots_of_dead_runs_sensor],
         executor=run_executor(),
         resources={"wmtp": WmtpResource.from_settings(resolved)},
     )

@@ -3,11 +3,17 @@
 ``DAGSTER_HOME`` when it is set; otherwise ``<storage root>/dagster_home``, created with the
 packaged ``dagster.yaml`` (pools, queued runs). The demo, ``verify``, ``report`` and
 ``wmtp-assets ui`` (``dagster dev``) all open this one, so what the demo built is what the UI shows.
+
+An unusable instance is one :class:`InstanceError` line naming the variable or the file: a
+``DAGSTER_HOME`` that is not an existing absolute folder, a database file that is not SQLite or
+that another process keeps locked (``check_instance_databases``), before any run starts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 from importlib.resources import files
 from pathlib import Path
 
@@ -15,15 +21,52 @@ from wmtp_assets.files.atomic import atomic_write_text
 from wmtp_assets.settings import Settings
 
 INSTANCE_FOLDER = "dagster_home"
+INSTANCE_DATABASES = ("history/runs.db", "history/runs/index.db", "schedules/schedules.db")
+"""The SQLite files every run reads or writes (per-run event logs are opened as runs need them)."""
+LOCK_WAIT_S = 5.0
+
+
+class InstanceError(ValueError):
+    """The Dagster instance cannot be used; the message names the variable or file."""
 
 
 def instance_home(settings: Settings) -> Path:
     """Where the instance lives; created (with ``dagster.yaml``) when it is the default one."""
     if os.environ.get("DAGSTER_HOME"):
-        return Path(os.environ["DAGSTER_HOME"])
+        home = Path(os.environ["DAGSTER_HOME"])
+        if not home.is_absolute() or not home.is_dir():
+            raise InstanceError(
+                f"DAGSTER_HOME: {str(home)!r} is not an existing folder given as an absolute "
+                "path; expected the Dagster instance's folder (create it, or unset DAGSTER_HOME "
+                f"to use {(settings.storage_root / INSTANCE_FOLDER).resolve()})"
+            )
+        return home
     home = (settings.storage_root / INSTANCE_FOLDER).resolve()
     config = home / "dagster.yaml"
     if not config.is_file():
         home.mkdir(parents=True, exist_ok=True)
         atomic_write_text(config, (files("wmtp_assets") / "dagster.yaml").read_text())
     return home
+
+
+def check_instance_databases(home: Path) -> None:
+    """Each instance database that exists is SQLite and its write lock is free within
+    ``LOCK_WAIT_S`` (taken and released at once, nothing written); else :class:`InstanceError`
+    naming the file (corrupt, not SQLite, locked by another process)."""
+    for rel in INSTANCE_DATABASES:
+        path = home / rel
+        if not path.is_file():
+            continue
+        try:
+            uri = f"file:{path}?mode=rw"
+            connection = sqlite3.connect(uri, uri=True, timeout=LOCK_WAIT_S, isolation_level=None)
+            with contextlib.closing(connection) as db:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                db.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            raise InstanceError(
+                f"{path}: the Dagster instance's database cannot be read ({exc}); expected a "
+                "SQLite database no other process keeps locked (end that process, restore the "
+                "file from a backup, or point DAGSTER_HOME at another instance)"
+            ) from None

@@ -31,8 +31,9 @@ ENV_VARS = {
     "tokenizer_sha256": "WMTP_TOKENIZER_SHA256",
     "max_tokens": "WMTP_MAX_TOKENS",
     "device": "WMTP_DEVICE",
+    "lock_timeout_s": "WMTP_LOCK_TIMEOUT",
 }
-FILE_FIELDS = ("mirror", "tokenizer_sha256", "max_tokens", "device")
+FILE_FIELDS = ("mirror", "tokenizer_sha256", "max_tokens", "device", "lock_timeout_s")
 """What a settings file may hold; the storage root is where the file is, so it is not in it."""
 
 
@@ -52,6 +53,11 @@ class Settings(BaseModel):
     )
     max_tokens: int = Field(default=2048, gt=0, description="WMTP_MAX_TOKENS")
     device: Device = Field(default="auto", description="WMTP_DEVICE")
+    lock_timeout_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="WMTP_LOCK_TIMEOUT: seconds a run waits for an artifact another run holds",
+    )
     origins: dict[str, str] = Field(
         default_factory=dict,
         exclude=True,
@@ -81,6 +87,8 @@ class Settings(BaseModel):
         Raises ``SettingsError`` naming the variable or file of the first bad value.
         """
         env = _Environment().model_dump(exclude_none=True)
+        if "lock_timeout" in env:
+            env["lock_timeout_s"] = env.pop("lock_timeout")
         values: dict[str, Any] = {}
         origins: dict[str, str] = {}
         if storage_root is not None:
@@ -114,6 +122,7 @@ def _expected(field: str) -> str:
         "tokenizer_sha256": "64 hex digits",
         "storage_root": "a path",
         "mirror": "a path",
+        "lock_timeout_s": "a number of seconds > 0",
     }[field]
 
 
@@ -127,6 +136,7 @@ class _Environment(BaseSettings):
     tokenizer_sha256: str | None = None
     max_tokens: str | None = None
     device: str | None = None
+    lock_timeout: str | None = None
 
 
 class _SettingsFile(BaseModel):
@@ -136,6 +146,7 @@ class _SettingsFile(BaseModel):
     tokenizer_sha256: str | None = None
     max_tokens: int | None = None
     device: str | None = None
+    lock_timeout_s: float | None = None
 
 
 def read_settings_file(path: Path) -> dict[str, Any]:

@@ -18,6 +18,7 @@ VARS = (
     "WMTP_TOKENIZER_SHA256",
     "WMTP_MAX_TOKENS",
     "WMTP_DEVICE",
+    "WMTP_LOCK_TIMEOUT",
 )
 
 
@@ -37,6 +38,7 @@ def test_defaults_follow_the_contract() -> None:
         "d347"
     )
     assert (settings.max_tokens, settings.device) == (2048, "auto")
+    assert settings.lock_timeout_s == 600.0  # a held lock is waited on, bounded
     assert {settings.origin(f) for f in ("storage_root", "mirror", "device")} == {"default"}
 
 
@@ -47,6 +49,7 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
         "WMTP_TOKENIZER_SHA256": "AB" * 32,
         "WMTP_MAX_TOKENS": "1024",
         "WMTP_DEVICE": "cuda",
+        "WMTP_LOCK_TIMEOUT": "90",
     }.items():
         monkeypatch.setenv(var, value)
     settings = Settings.load()
@@ -55,6 +58,7 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.tokenizer_sha256 == "ab" * 32
     assert (settings.max_tokens, settings.device) == (1024, "cuda")
     assert settings.origin("max_tokens") == "env WMTP_MAX_TOKENS"
+    assert settings.lock_timeout_s == 90.0
 
 
 def test_empty_variables_take_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -95,6 +99,8 @@ def test_the_storage_roots_file_is_read_and_the_environment_wins(
         ("WMTP_MAX_TOKENS", "0", "a whole number > 0"),
         ("WMTP_MAX_TOKENS", "lots", "a whole number > 0"),
         ("WMTP_TOKENIZER_SHA256", "xyz", "64 hex digits"),
+        ("WMTP_LOCK_TIMEOUT", "0", "a number of seconds > 0"),
+        ("WMTP_LOCK_TIMEOUT", "forever", "a number of seconds > 0"),
     ],
 )
 def test_bad_values_name_the_variable_in_one_line(

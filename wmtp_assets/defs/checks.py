@@ -19,13 +19,13 @@ result, selectable alone.
 Every asset also gets ``unchanged_since_materialization``: its files against the SHA256s its
 latest materialization recorded in this instance's event log (``defs.metadata.sealed_files``),
 so a rewrite outside Dagster fails even where it is consistent with every other file; and every
-raw asset gets ``raw_matches_source``: its bytes re-hashed against ``raw/SOURCE.json``.
+raw asset gets ``raw_matches_source``: its bytes re-hashed against ``raw/SOURCE.json``; a raw
+model also ``upstream_files_agree``: its config against its checkpoint and tokenizer.
 """
 
 import json
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from types import ModuleType
@@ -46,7 +46,6 @@ from wmtp_assets.defs.datasets import (
     STATS,
 )
 from wmtp_assets.defs.executor import step_tags
-from wmtp_assets.defs.metadata import SEALED_FILES, SEALED_IDENTITY
 from wmtp_assets.defs.models import (
     META_RAW,
     META_SAFETENSORS,
@@ -58,13 +57,13 @@ from wmtp_assets.defs.models import (
     TOKENIZER,
 )
 from wmtp_assets.defs.resources import WmtpResource
+from wmtp_assets.defs.seal_checks import same_run_hashes, sealed_spec
 from wmtp_assets.files.hashing import shared_hashes
 from wmtp_assets.files.layout import DatasetDirs, ModelDirs
 from wmtp_assets.validate import dataset_checks as dc
 from wmtp_assets.validate import eval_checks as ec
 from wmtp_assets.validate import model_checks as mc
 from wmtp_assets.validate import raw_checks as rc
-from wmtp_assets.validate import sealed
 from wmtp_assets.validate import split_checks as sc
 from wmtp_assets.validate import trainer_view as tv
 from wmtp_assets.validate.jsonl_pass import LineCheck, run_one
@@ -181,82 +180,6 @@ def _steps(assets: Sequence[dg.AssetsDefinition]) -> dict[dg.AssetKey, str]:
     return {key: asset.node_def.name for asset in assets for key in asset.keys}
 
 
-def _latest(
-    instance: dg.DagsterInstance, asset: dg.AssetKey, partition: Partition | None
-) -> dg.EventLogRecord | None:
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(
-            asset_key=asset, asset_partitions=[partition.key] if partition else None
-        ),
-        limit=1,
-    ).records
-    return records[0] if records else None
-
-
-def same_run_hashes(
-    context: dg.AssetCheckExecutionContext,
-    assets: Iterable[dg.AssetKey],
-    partition: Partition | None,
-    root: Path,
-) -> dict[Path, tuple[str, Sequence[int]]]:
-    """The SHA256s the writers of ``assets`` computed in this very run, with each file's
-    identity then: a check right after the materialization does not hash 13 GB again that the
-    writer hashed seconds ago (``shared_hashes`` takes them only for unchanged files).
-    Revalidation runs materialize nothing, so they hash everything."""
-    known: dict[Path, tuple[str, Sequence[int]]] = {}
-    for asset in assets:
-        record = _latest(context.instance, asset, partition)
-        materialization = record.asset_materialization if record else None
-        if record is None or materialization is None or record.run_id != context.run.run_id:
-            continue
-        files = materialization.metadata.get(SEALED_FILES)
-        identity = materialization.metadata.get(SEALED_IDENTITY)
-        if files is None or identity is None:
-            continue
-        ids: dict[str, list[int]] = identity.value if isinstance(identity.value, dict) else {}
-        shas: dict[str, str] = files.value if isinstance(files.value, dict) else {}
-        known |= {root / rel: (sha, ids[rel]) for rel, sha in shas.items() if rel in ids}
-    return known
-
-
-def latest_seal(
-    instance: dg.DagsterInstance, asset: dg.AssetKey, partition: Partition | None
-) -> tuple[sealed.Seal | None, str]:
-    """The seal the latest materialization of ``asset`` (and ``partition``) recorded, or None
-    and why there is none."""
-    where = asset.to_user_string() + (f" partition {partition.key}" if partition else "")
-    record = _latest(instance, asset, partition)
-    if record is None:
-        home = (
-            "an ephemeral instance (DAGSTER_HOME unset)"
-            if instance.is_ephemeral
-            else f"the instance at {instance.root_directory}"
-        )
-        return None, f"{where} has no materialization recorded in {home}"
-    at = datetime.fromtimestamp(record.timestamp, UTC).isoformat(timespec="seconds")
-    materialization = record.asset_materialization
-    value = materialization.metadata.get(SEALED_FILES) if materialization else None
-    if value is None or not isinstance(value.value, dict):
-        return None, (
-            f"the materialization of {where} by run {record.run_id} at {at} recorded no "
-            f"{SEALED_FILES} (made by older code; rematerialize it)"
-        )
-    return sealed.Seal(run_id=record.run_id, recorded_at=at, files=value.value), ""
-
-
-def _unchanged(given: CheckInput) -> CheckOutcome:
-    seal, reason = latest_seal(given.instance, given.asset, given.partition)
-    return sealed.unchanged_since_materialization(given.wmtp.layout.root, seal, reason)
-
-
-def _sealed_spec(asset: dg.AssetKey, partitioned: bool = False) -> CheckSpec:
-    """``unchanged_since_materialization`` on ``asset`` (blocking: a later step must not build
-    on bytes nobody materialized)."""
-    return CheckSpec(
-        asset, "unchanged_since_materialization", _unchanged, sealed, True, partitioned=partitioned
-    )
-
-
 def _model_specs(
     asset: dg.AssetKey, model: str, fmt: mc.ModelFormat, micro: bool = False
 ) -> list[CheckSpec]:
@@ -297,7 +220,7 @@ def _model_specs(
             lambda c: tv.trainer_path_of_model(c.wmtp.layout, model),
             tv,
         ),
-        _sealed_spec(asset),
+        sealed_spec(asset),
     ]
     if micro:
         specs.append(
@@ -330,12 +253,24 @@ def _raw_spec(asset: dg.AssetKey, model: str | None = None) -> CheckSpec:
     return CheckSpec(asset, "raw_matches_source", body, rc, True, partitioned=model is None)
 
 
+def _upstream_spec(asset: dg.AssetKey, model: str, fmt: rc.UpstreamFormat) -> CheckSpec:
+    """``upstream_files_agree`` on a converted model's raw asset (blocking: the conversion
+    refuses contradicting files, and so must what builds on them)."""
+
+    def agree(given: CheckInput) -> CheckOutcome:
+        return rc.upstream_files_agree(given.wmtp.layout.model(model).raw, fmt)
+
+    return CheckSpec(asset, "upstream_files_agree", agree, rc, True)
+
+
 MODEL_CHECK_SPECS = [
     _raw_spec(META_RAW, "meta_llama_mtp"),
-    _sealed_spec(META_RAW),
+    _upstream_spec(META_RAW, "meta_llama_mtp", "meta"),
+    sealed_spec(META_RAW),
     _raw_spec(SHEARED_RAW, "ref_sheared_llama_2_7b"),
-    _sealed_spec(SHEARED_RAW),
-    _sealed_spec(TOKENIZER),
+    _upstream_spec(SHEARED_RAW, "ref_sheared_llama_2_7b", "hf_llama"),
+    sealed_spec(SHEARED_RAW),
+    sealed_spec(TOKENIZER),
     *_model_specs(MICRO_MTP, "micro_mtp", "meta_hf_config", micro=True),
     *_model_specs(MICRO_REF, "micro_ref", "hf_llama", micro=True),
     *_model_specs(META_SAFETENSORS, "meta_llama_mtp", "meta"),
@@ -367,8 +302,8 @@ def _jsonl_spec(
 
 DATASET_CHECK_SPECS = [
     _raw_spec(RAW),
-    *(_sealed_spec(a, partitioned=True) for a in (RAW, PROCESSED, PROBLEM_INDEX, STATS, SMALL)),
-    *(_sealed_spec(a, partitioned=True) for a in (EVAL_PROBLEMS, EVAL_TESTS)),
+    *(sealed_spec(a, partitioned=True) for a in (RAW, PROCESSED, PROBLEM_INDEX, STATS, SMALL)),
+    *(sealed_spec(a, partitioned=True) for a in (EVAL_PROBLEMS, EVAL_TESTS)),
     _jsonl_spec(
         PROCESSED,
         "records_match_schema",

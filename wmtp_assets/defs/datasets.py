@@ -130,7 +130,7 @@ def datasets_processed(
         layout.shared_tokenizer,
         max_tokens=settings.max_tokens,
         expected_tokenizer_sha256=settings.tokenizer_sha256,
-        lock_timeout_s=3600,
+        lock_timeout_s=settings.lock_timeout_s,
     )
     link = link_dataset(layout, part.dataset)
     stats = report.stats

@@ -2,8 +2,9 @@
 the two real checkpoints and the micro models.
 
 A conversion is skipped, and the artifact reported current, when its stored ``metadata.json``
-records the same raw-file SHA256s and the same ``code_version`` (decided in
-``wmtp_assets.models.fp16_conversion``); Dagster shows the same through the assets'
+records the same raw-file SHA256s and the same ``code_version`` and every stored file still has
+the size, then the SHA256, it records (decided in ``wmtp_assets.models.artifact``; a file that
+differs is rebuilt); Dagster shows the same through the assets'
 ``code_version`` and data versions. A forced rewrite produces identical bytes.
 """
 
@@ -88,7 +89,7 @@ def meta_llama_mtp_raw(
 @explained
 def meta_llama_mtp_tokenizer(wmtp: WmtpResource) -> dg.MaterializeResult:
     dirs = wmtp.layout.model("meta_llama_mtp")
-    with artifact_lock(dirs.tokenizer):
+    with artifact_lock(dirs.tokenizer, timeout_s=wmtp.settings.lock_timeout_s):
         info = write_tokenizer_folder(
             dirs.raw / "tokenizer.model", dirs.tokenizer, wmtp.settings.tokenizer_sha256
         )
@@ -251,6 +252,7 @@ def meta_safetensors(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> d
         CONVERSION_CODE_VERSION,
         context.log.info,
         reuse_current=True,
+        lock_timeout_s=wmtp.settings.lock_timeout_s,
         device=_trace_device(context, wmtp),
     )
     link_model(wmtp.layout, "meta_llama_mtp")
@@ -294,6 +296,7 @@ def sheared_safetensors(
         CONVERSION_CODE_VERSION,
         context.log.info,
         reuse_current=True,
+        lock_timeout_s=wmtp.settings.lock_timeout_s,
         device=_trace_device(context, wmtp),
     )
     link_model(wmtp.layout, "ref_sheared_llama_2_7b")

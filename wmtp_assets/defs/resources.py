@@ -19,6 +19,9 @@ class WmtpResource(dg.ConfigurableResource):
     tokenizer_sha256: str = Field(description="WMTP_TOKENIZER_SHA256 every tokenizer must have")
     max_tokens: int = Field(description="WMTP_MAX_TOKENS for dataset records")
     device: str = Field(description="WMTP_DEVICE: auto, cuda, mps or cpu")
+    lock_timeout_s: float = Field(
+        default=600.0, description="WMTP_LOCK_TIMEOUT: seconds to wait for a held artifact"
+    )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         die_with_parent()
@@ -31,6 +34,7 @@ class WmtpResource(dg.ConfigurableResource):
             tokenizer_sha256=settings.tokenizer_sha256,
             max_tokens=settings.max_tokens,
             device=settings.device,
+            lock_timeout_s=settings.lock_timeout_s,
         )
 
     @property
@@ -41,6 +45,7 @@ class WmtpResource(dg.ConfigurableResource):
             tokenizer_sha256=self.tokenizer_sha256,
             max_tokens=self.max_tokens,
             device=self.device,  # type: ignore[arg-type]
+            lock_timeout_s=self.lock_timeout_s,
         )
 
     @property

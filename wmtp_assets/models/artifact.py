@@ -23,7 +23,7 @@ import contextlib
 import hashlib
 import posixpath
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -228,14 +228,19 @@ def staged_artifact(dirs: ModelDirs, folders: Sequence[Path]) -> Iterator[Artifa
 
 
 def current_metadata(
-    dirs: ModelDirs, source_files: dict[str, str], code_version: str
+    dirs: ModelDirs,
+    source_files: dict[str, str],
+    code_version: str,
+    notify: Callable[[str], None] | None = None,
 ) -> ModelMetadata | None:
     """The stored metadata when the artifact is complete and was built from exactly these raw
-    files (SHA256) by this code version; None when it must be (re)built.
+    files (SHA256) by this code version, with exactly the bytes it records; None when it must
+    be (re)built.
 
-    Complete means ``metadata.json`` parses, ``SHA256SUMS`` (the seal, written last) holds
-    exactly the entries the metadata implies, and every recorded file exists with its recorded
-    size. Large files are not re-hashed here (13 GB); the ``sha256_matches`` check does that.
+    Complete means ``metadata.json`` parses and ``SHA256SUMS`` (the seal, written last) holds
+    exactly the entries the metadata implies. Then every recorded file must exist with its
+    recorded size (cheap, first) and re-hash to its recorded SHA256 (a flipped byte keeps the
+    size): the record alone is not trusted. ``notify`` is told which file differs.
     """
     try:
         data = dirs.metadata.read_bytes()
@@ -251,5 +256,17 @@ def current_metadata(
     for rel, size in metadata.size_bytes.items():
         path = dirs.root / rel
         if not path.is_file() or path.stat().st_size != size:
+            if notify is not None:
+                notify(f"{path}: missing or not {size} bytes as {dirs.metadata.name} records")
+            return None
+    for rel, sha256 in metadata.files.items():
+        path = dirs.root / rel
+        found = sha256_file(path)
+        if found != sha256:
+            if notify is not None:
+                notify(
+                    f"{path}: SHA256 {found} differs from {sha256} that "
+                    f"{dirs.metadata.name} records; rebuilding"
+                )
             return None
     return metadata

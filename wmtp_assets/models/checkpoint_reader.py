@@ -165,10 +165,42 @@ class LazyCheckpoint:
         self.close()
 
 
+_MAX_HEADER = 100_000_000
+"""The safetensors format's own bound on the JSON header (100 MB)."""
+
+
+def _refuse_duplicate_names(path: Path) -> None:
+    """A header naming a tensor twice: the ``safetensors`` library keeps the last entry
+    silently, so which bytes a name means would depend on the reader. Refused, naming it."""
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for name, _ in items:
+            if name in seen:
+                raise CheckpointError(
+                    f"{path}: the safetensors header has the key {name!r} twice; "
+                    "expected each key once"
+                )
+            seen.add(name)
+        return dict(items)
+
+    try:
+        with open(path, "rb") as fh:
+            prefix = fh.read(8)
+            length = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
+            if not 0 < length <= _MAX_HEADER:
+                return  # safe_open names what is wrong with the length
+            json.loads(fh.read(length), object_pairs_hook=pairs)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return  # safe_open says why it cannot read the file
+
+
 def _open_file(path: Path, notify: Callable[[str], None] | None) -> Any:
-    """A dict of (mapped) tensors for a torch file, a ``safe_open`` handle for safetensors."""
+    """A dict of (mapped) tensors for a torch file, a ``safe_open`` handle for safetensors
+    (whose header names each tensor once)."""
     if path.suffix != ".safetensors":
         return load_torch_checkpoint(path, notify)
+    _refuse_duplicate_names(path)
     try:
         return safe_open(path, framework="pt")
     except (SafetensorError, OSError) as exc:

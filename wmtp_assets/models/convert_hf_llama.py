@@ -1,6 +1,7 @@
 """What is Hugging Face's in converting a Llama checkpoint (Sheared-LLaMA, REFERENCE §2).
 
-``config.json`` gives the expected tensors; the shards its index names (or one weights file;
+``config.json`` gives the expected tensors and must agree with the shards and the tokenizer
+(``upstream_consistency``); the shards its index names (or one weights file;
 ``.bin`` or ``.safetensors``) are merged into one file with HF key names; the
 ``*.rotary_emb.inv_freq`` buffers old transformers versions saved are dropped. ``safetensors/``
 is left a complete Hugging Face model folder (weights, ``config.json`` with the stored dtype,
@@ -32,6 +33,7 @@ from wmtp_assets.models.hf_llama import read_llama_config
 from wmtp_assets.models.shapes import hf_llama_shapes
 from wmtp_assets.models.streamed_architectures import HFLlamaArchitecture
 from wmtp_assets.models.tokenizer_files import tokenizer_folder_files, tokenizer_info
+from wmtp_assets.models.upstream_consistency import hf_llama_contradictions
 
 MODEL_NAME = "ref-sheared-llama-2.7b"
 ARCHITECTURE = "LlamaForCausalLM"
@@ -96,6 +98,9 @@ def hf_llama_plan(
         tokenizer=tokenizer,
         safetensors={"key_names": "huggingface"},
         tokenizer_shared_with=SHARED_TOKENIZER_WITH,
+        contradictions=lambda checkpoint: hf_llama_contradictions(
+            config_path, checkpoint, tokenizer.vocab_size
+        ),
     )
 
 

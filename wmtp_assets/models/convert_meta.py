@@ -1,7 +1,8 @@
 """What is Meta's in converting the multi-token-prediction checkpoint (``7B_1T_4``, REFERENCE §1).
 
 ``params.json`` becomes ``ModelArgs`` (vocabulary from the tokenizer where the file says -1)
-and so the expected tensors; ``consolidated.pth`` is opened memory-mapped with
+and so the expected tensors; params.json must agree with the checkpoint (``rope.freqs`` included)
+and the tokenizer (``upstream_consistency``); ``consolidated.pth`` is opened memory-mapped with
 ``weights_only=True``; ``rope.freqs`` is dropped (the model computes RoPE from the args); Meta
 key names are kept. Published with the weights: ``configs/params.json`` (the source bytes)
 and ``configs/meta_adapter.yaml``. The rest is :mod:`wmtp_assets.models.fp16_conversion`.
@@ -30,6 +31,7 @@ from wmtp_assets.models.mtp.model import ROPE_FREQS_KEY
 from wmtp_assets.models.shapes import meta_shapes
 from wmtp_assets.models.streamed_architectures import MetaMTPArchitecture
 from wmtp_assets.models.tokenizer_files import tokenizer_info
+from wmtp_assets.models.upstream_consistency import meta_contradictions
 
 MODEL_NAME = "meta-llama-mtp"
 ARCHITECTURE = "meta_mtp.Transformer"
@@ -69,7 +71,8 @@ def meta_plan(
             )
         tokenizer = tokenizer_info(raw_dir / TOKENIZER)
     params = raw_dir / PARAMS
-    args = ModelArgs.from_params_json(params, vocab_size=tokenizer.vocab_size)
+    vocab = tokenizer.vocab_size
+    args = ModelArgs.from_params_json(params, vocab_size=vocab)
 
     def configs(dtype: str) -> dict[Path, bytes | Path]:
         adapter = yaml.safe_dump(meta_adapter(args, dtype), sort_keys=True)
@@ -94,6 +97,7 @@ def meta_plan(
         tokenizer=tokenizer,
         safetensors={"key_names": "meta", "freqs_cis_handling": "runtime_computed"},
         distributed={"fsdp_compatible": True, "wrap_policy": FSDP_WRAP_POLICY},
+        contradictions=lambda checkpoint: meta_contradictions(params, checkpoint, vocab),
     )
 
 

@@ -6,11 +6,12 @@ A format module (``convert_meta``, ``convert_hf_llama``) reads its configs into 
 for every format, holding the artifact's lock throughout:
 
 1. up to date? With ``reuse_current``, an artifact whose ``metadata.json`` records the same
-   raw-file SHA256s and code version is left untouched (``current_metadata``);
+   raw-file SHA256s and code version, and whose stored files still have the sizes and then
+   the SHA256s it records, is left untouched (``current_metadata``); otherwise it is rebuilt;
 2. sweep temporary files of interrupted runs, start re-hashing every raw file ``SOURCE.json``
    records (``source_digest``, in the background), open the checkpoint without reading tensor
-   bytes, check names and shapes against the plan and every tensor being float, all BEFORE
-   writing anything;
+   bytes, check the format's config against it and the tokenizer (``upstream_consistency``),
+   names and shapes against the plan and every tensor being float, all BEFORE writing anything;
 3. stream every tensor, in the order the forward pass reads them, through the range-checked
    cast (``fp16_cast``) into a staged ``safetensors/model.safetensors``, one converted tensor
    in memory at a time, running the source's forward on each stage as its tensors pass;
@@ -64,6 +65,7 @@ from wmtp_assets.models.shapes import Shapes, require_shapes
 from wmtp_assets.models.source_digest import SourceChangedError, SourceDigests
 from wmtp_assets.models.streamed_architectures import StreamedArchitecture
 from wmtp_assets.models.streamed_forward import TraceBuilder, trace_metadata
+from wmtp_assets.models.upstream_consistency import Contradiction, require_consistent
 from wmtp_assets.sources import SourceError, read_provenance
 from wmtp_assets.sources.provenance import SOURCE_FILE, checked_repo_path
 
@@ -102,6 +104,9 @@ class Float16Plan:
     safetensors: Mapping[str, Any]
     distributed: Mapping[str, Any] = field(default_factory=dict)
     tokenizer_shared_with: str | None = None
+    contradictions: Callable[[LazyCheckpoint], list[Contradiction]] | None = None
+    """Where the format's config contradicts the opened checkpoint or the tokenizer
+    (``upstream_consistency``); any refuses the conversion before anything is written."""
 
 
 class ConversionReport(BaseModel):
@@ -165,11 +170,18 @@ def convert_to_float16(
     raises ``ArtifactLockedError``. ``device`` runs the source's forward trace.
     """
     started = time.monotonic()
-    with artifact_lock(dirs.root, timeout_s=lock_timeout_s):
-        current = current_metadata(dirs, plan.source.files, code_version) if reuse_current else None
+    with artifact_lock(dirs.root, timeout_s=lock_timeout_s, notify=progress):
+        current = (
+            current_metadata(dirs, plan.source.files, code_version, progress)
+            if reuse_current
+            else None
+        )
         if current is not None:
             if progress is not None:
-                progress(f"{dirs.weights} is current: same raw SHA256s and code version")
+                progress(
+                    f"{dirs.weights} is current: same raw SHA256s and code version, every "
+                    "stored file re-hashed to its recorded SHA256"
+                )
             return Float16Outcome(
                 status="up to date (not rewritten)", metadata=current, source=plan.source
             )
@@ -178,6 +190,8 @@ def convert_to_float16(
             SourceDigests(recorded_sources(plan)) as digests,
             plan.open(progress) as checkpoint,
         ):
+            if plan.contradictions is not None:
+                require_consistent(plan.contradictions(checkpoint))
             dropped = [n for n in checkpoint.names if plan.is_dropped(n)]
             names = [n for n in checkpoint.names if not plan.is_dropped(n)]
             specs = {n: checkpoint.spec(n) for n in names}

@@ -41,9 +41,11 @@ def source_from_settings(settings: Settings, endpoint: str | None = None) -> Sou
 
     ``endpoint`` only applies to the Hub; None keeps the library's default (``HF_ENDPOINT``).
     """
-    if settings.mirror is not None:
-        return MirrorSource(settings.mirror)
-    return HubSource(endpoint=endpoint)
+    source: Source = (
+        MirrorSource(settings.mirror) if settings.mirror is not None else HubSource(endpoint)
+    )
+    source.lock_timeout_s = settings.lock_timeout_s
+    return source
 
 
 __all__ = [

@@ -34,8 +34,9 @@ from wmtp_assets.files.lock import artifact_lock
 from wmtp_assets.sources.progress import Progress
 from wmtp_assets.sources.provenance import Provenance, RepoType
 
-FETCH_LOCK_TIMEOUT_S = 3600.0
-"""How long a fetch waits for another fetch or conversion of the same artifact."""
+FETCH_LOCK_TIMEOUT_S = 600.0
+"""How long a fetch waits for another fetch or conversion of the same artifact: the default of
+``WMTP_LOCK_TIMEOUT``, which ``source_from_settings`` applies."""
 
 
 class RepoRef(BaseModel):

@@ -29,7 +29,9 @@ class CheckOutcome(BaseModel):
 
 def guarded(check: Callable[[], CheckOutcome]) -> CheckOutcome:
     """Run ``check``; a missing or unreadable file is a failed check naming it, not a crashed
-    one (readers raise ``ValueError``s that start with the file's path)."""
+    one (readers raise ``ValueError``s that start with the file's path). Any other exception
+    (a library's own error type, such as ``SafetensorError``) is this check's failure too, in
+    one line: the other checks of the step still run and report."""
     try:
         return check()
     except OSError as exc:
@@ -42,6 +44,6 @@ def guarded(check: Callable[[], CheckOutcome]) -> CheckOutcome:
             file=str(exc.filename),
             error=str(exc),
         )
-    except (ValueError, KeyError, RuntimeError) as exc:
+    except Exception as exc:  # one check's failure, whatever raised it
         first = str(exc).splitlines()[0] if str(exc) else ""
         return CheckOutcome.fail(f"{type(exc).__name__}: {first}", error=str(exc))

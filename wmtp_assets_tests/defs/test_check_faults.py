@@ -198,6 +198,34 @@ def raw_checkpoint_flipped(root: Path) -> None:
     _flip_byte(raw, raw.stat().st_size // 2)
 
 
+def rope_theta_contradicts_freqs(root: Path) -> None:
+    """Upstream publishes a params.json whose rope_theta its checkpoint's rope.freqs deny;
+    the fetch record vouches for those bytes (rewritten as a fetch would have recorded them)."""
+    raw = Layout(root).model("meta_llama_mtp").raw
+    params = raw / "7B_1T_4" / "params.json"
+    _edit_json(params, lambda p: p.update(rope_theta=500000.0))
+
+    def record(source: dict) -> None:
+        entry = next(f for f in source["files"] if f["path"] == "7B_1T_4/params.json")
+        entry.update(sha256=_sha256(params), size=params.stat().st_size)
+
+    _edit_json(raw / "SOURCE.json", record)
+
+
+def header_duplicate_key(root: Path) -> None:
+    """The weights' header names its first tensor twice (same entry: the safetensors library
+    keeps the last silently)."""
+    weights = Layout(root).model("micro_mtp").weights
+    data = weights.read_bytes()
+    (length,) = struct.unpack("<Q", data[:8])
+    header = data[8 : 8 + length].decode()
+    start = header.index('"', header.index("}") + 1)  # the first tensor, after __metadata__
+    entry = header[start : header.index("}", start) + 1]
+    header = (header[:start] + entry + "," + header[start:]).rstrip()
+    header += " " * (-len(header) % 8)
+    weights.write_bytes(struct.pack("<Q", len(header)) + header.encode() + data[8 + length :])
+
+
 def raw_record_deleted(root: Path) -> None:
     (Layout(root).model("meta_llama_mtp").raw / "SOURCE.json").unlink()
 
@@ -388,6 +416,21 @@ FAULTS = {
         [],
         {"models/meta_llama_mtp/raw:raw_matches_source", f"models/meta_llama_mtp/raw:{SEALED}"},
         "consolidated.pth",
+    ),
+    "rope_theta_contradicts_freqs": Fault(
+        rope_theta_contradicts_freqs,
+        ["meta_llama_mtp"],
+        [],
+        {"models/meta_llama_mtp/raw:upstream_files_agree", f"models/meta_llama_mtp/raw:{SEALED}"},
+        "rope_theta is 500000.0 but consolidated.pth rope.freqs implies 10000",
+        "models/meta_llama_mtp/raw:upstream_files_agree",
+    ),
+    "header_duplicate_key": _model(
+        header_duplicate_key,
+        "micro_mtp",
+        {"values_are_finite", "sha256_matches", "dtype_is_float16", "keys_and_shapes_match_config"}
+        | {"size_matches_config", "forward_pass", SEALED},
+        "twice",
     ),
     "raw_record_deleted": Fault(
         raw_record_deleted,

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import re
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -59,3 +62,40 @@ def test_layout_uses_the_contract_folder_names(tmp_path: Path) -> None:
     )
     with pytest.raises(KeyError):
         layout.model("nope")
+
+
+def test_a_held_lock_names_its_holder_announces_the_wait_and_gives_up_bounded(
+    tmp_path: Path,
+) -> None:
+    """Issue 18 (7): who holds it (pid, host, since, command), a visible wait, a bounded one."""
+    script = textwrap.dedent(
+        f"""
+        import time
+        from wmtp_assets.files.lock import artifact_lock
+        with artifact_lock({str(tmp_path)!r}):
+            print("held", flush=True)
+            time.sleep(60)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, "holder-marker"], stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == b"held"
+    said: list[str] = []
+    try:
+        started = time.monotonic()
+        with (
+            pytest.raises(ArtifactLockedError) as info,
+            artifact_lock(tmp_path, timeout_s=1.0, notify=said.append),
+        ):
+            pass
+        waited = time.monotonic() - started
+    finally:
+        proc.kill()
+        proc.wait()
+    holder = rf"pid {proc.pid} on {re.escape(socket.gethostname())} since 20\d\d-.*holder-marker"
+    assert len(said) == 1 and re.search(holder + r".*waiting up to 1s", said[0]), said
+    assert re.search(holder + r".*gave up after waiting 1s \(WMTP_LOCK_TIMEOUT\)", str(info.value))
+    assert 1.0 <= waited < 5.0
+    started = time.monotonic()
+    with artifact_lock(tmp_path, timeout_s=600, notify=said.append):  # SIGKILL freed it
+        pass
+    assert time.monotonic() - started < 1.0 and len(said) == 1, "no wait after the kill"

@@ -107,7 +107,8 @@ def _source_state(args: ModelArgs, seed: int) -> dict[str, torch.Tensor]:
     model = Transformer(args)
     model.init_weights(seed)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    state["rope.freqs"] = torch.ones(args.head_dim // 2)
+    hd = args.head_dim  # Meta's buffer: 1 / theta^(2i/head_dim), checked against params.json
+    state["rope.freqs"] = 1.0 / args.rope_theta ** (torch.arange(0, hd, 2).float() / hd)
     return state
 
 

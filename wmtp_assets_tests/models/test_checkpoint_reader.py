@@ -195,3 +195,23 @@ def test_index_without_weight_map_and_empty_folder(tmp_path: Path) -> None:
     (tmp_path / "pytorch_model.bin.index.json").write_text('{"metadata": {}}')
     with pytest.raises(CheckpointError, match="no 'weight_map'"):
         open_hf_shards(tmp_path)
+
+
+@pytest.mark.parametrize("same_entry", [True, False], ids=["same-entry", "other-bytes"])
+def test_a_header_naming_a_tensor_twice_is_refused(tmp_path: Path, same_entry: bool) -> None:
+    """Issue 18 (8): the safetensors library keeps the last of two entries of one name silently
+    (same_entry) or fails on offsets; either way one error naming the file and the key."""
+    path = tmp_path / "model.safetensors"
+    save_file({"a": torch.ones(2, 2).half(), "b": torch.zeros(2, 2).half()}, path)
+    data = path.read_bytes()
+    length = int.from_bytes(data[:8], "little")
+    header = data[8 : 8 + length].decode()
+    if same_entry:
+        entry = header[header.index('"a"') : header.index(',"b"')]
+        header = header.replace(entry, entry + "," + entry, 1).rstrip()
+        header += " " * (-len(header) % 8)
+    else:
+        header = header.replace('"b"', '"a"')
+    path.write_bytes(len(header).to_bytes(8, "little") + header.encode() + data[8 + length :])
+    with pytest.raises(CheckpointError, match=rf"{path}: .*header has the key 'a' twice"):
+        open_checkpoint(path)

@@ -20,6 +20,7 @@ from wmtp_assets.models.fp16_conversion import ConversionReport
 from wmtp_assets.models.hf_llama import HFConfigError
 from wmtp_assets.models.shapes import ShapeMismatchError
 from wmtp_assets.models.tokenizer_files import load_sentencepiece, write_tokenizer_folder
+from wmtp_assets.models.upstream_consistency import UpstreamContradictionError
 from wmtp_assets_tests.models.checkpoint_fixtures import (
     coreutils_accepts,
     make_tokenizer,
@@ -276,4 +277,26 @@ def test_not_a_llama_config(source: tuple[Path, torch.Tensor, str], tmp_path: Pa
     (raw / "config.json").write_text(json.dumps(config))
     with pytest.raises(HFConfigError, match="does not include LlamaForCausalLM"):
         _convert(raw, ModelDirs(tmp_path / "out"))
+    assert not (tmp_path / "out" / "safetensors" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"rope_theta": 500000.0}, r"rope_theta is 500000.0 but .*inv_freq implies 10000"),
+        ({"hidden_size": 64, "intermediate_size": 64}, r"hidden_size is 64 but .*implies 32"),
+    ],
+    ids=["rope_theta", "hidden_size"],
+)
+def test_a_config_contradicting_its_shards_is_refused(
+    source: tuple[Path, torch.Tensor, str], tmp_path: Path, edit: dict, message: str
+) -> None:
+    """Issue 18 (3): config.json is held to the shards' shapes and inv_freq buffers."""
+    raw = _copy_raw(source[0], tmp_path / "raw")
+    config = json.loads((raw / "config.json").read_text())
+    (raw / "config.json").write_text(json.dumps(config | edit))
+    with pytest.raises(UpstreamContradictionError, match=message) as info:
+        _convert(raw, ModelDirs(tmp_path / "out"))
+    assert str(raw / "config.json") in str(info.value)
+    assert info.value.file == str(raw / "config.json")  # the step failure's metadata
     assert not (tmp_path / "out" / "safetensors" / "model.safetensors").exists()

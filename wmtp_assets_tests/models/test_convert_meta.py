@@ -29,6 +29,7 @@ from wmtp_assets.models.mtp.args import ModelArgs, ModelArgsError
 from wmtp_assets.models.mtp.model import Transformer
 from wmtp_assets.models.shapes import ShapeMismatchError
 from wmtp_assets.models.tokenizer_files import tokenizer_info
+from wmtp_assets.models.upstream_consistency import UpstreamContradictionError
 from wmtp_assets_tests.models.checkpoint_fixtures import (
     META_PARAMS,
     REPO_ROOT,
@@ -182,6 +183,31 @@ FAULTS = {
         rf"tensor '{WQ}' has values that overflow.*100000",
     ),
     "params-missing-field": (None, {"drop": "dim"}, ModelArgsError, "dim"),
+    # issue 18 (3): params.json contradicting the checkpoint it ships with
+    "rope-theta-contradicts-freqs": (
+        None,
+        {"rope_theta": 500000.0},
+        UpstreamContradictionError,
+        r"params.json: rope_theta is 500000.0 but consolidated.pth rope.freqs implies 10000",
+    ),
+    "n-heads-contradict-freqs": (
+        None,
+        {"n_heads": 8, "n_kv_heads": 8},  # same shapes: only rope.freqs tells
+        UpstreamContradictionError,
+        r"params.json: head_dim \(dim / n_heads\) is 8 but .*rope.freqs of shape \[8\] implies 16",
+    ),
+    "dim-contradicts-embeddings": (
+        None,
+        {"dim": 128},
+        UpstreamContradictionError,
+        r"params.json: dim is 128 but .*tok_embeddings.weight \[\d+, 64\] implies 64",
+    ),
+    "n-layers-contradict-blocks": (
+        None,
+        {"n_layers": 5},
+        UpstreamContradictionError,
+        r"params.json: n_layers is 5 but .*\(3 layers \+ 1 extra_heads\) implies 4",
+    ),
     "params-wrong-type": (None, {"dim": "sixty-four"}, ModelArgsError, "dim"),
 }
 

@@ -99,3 +99,19 @@ def test_up_to_date_only_for_same_raw_hashes_and_code_version(raw: Path, tmp_pat
     dirs.sha256sums.unlink()  # a publish that stopped before its seal: rebuilt, not reused
     outcome = convert_meta_mtp(raw, dirs, provenance, None, "v2", reuse_current=True)
     assert outcome.status == "converted" and coreutils_accepts(dirs)
+
+
+def test_a_flipped_byte_of_the_same_size_is_rebuilt_not_current(raw: Path, tmp_path: Path) -> None:
+    """Issue 18 (5): "current" is decided from the stored bytes, not from the record."""
+    dirs = ModelDirs(tmp_path / "out")
+    provenance = recorded_provenance(raw, REPO)
+    convert_meta_mtp(raw, dirs, provenance, None, "v1", reuse_current=True)
+    good = dirs.weights.read_bytes()
+    flipped = bytearray(good)
+    flipped[-3] ^= 0x01
+    dirs.weights.write_bytes(bytes(flipped))
+    said: list[str] = []
+    outcome = convert_meta_mtp(raw, dirs, provenance, None, "v1", said.append, reuse_current=True)
+    assert outcome.status == "converted"
+    assert dirs.weights.read_bytes() == good and coreutils_accepts(dirs)
+    assert any(str(dirs.weights) in line and "SHA256" in line for line in said), said
