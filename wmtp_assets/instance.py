@@ -27,3 +27,10 @@ def instance_home(settings: Settings) -> Path:
         home.mkdir(parents=True, exist_ok=True)
         atomic_write_text(config, (files("wmtp_assets") / "dagster.yaml").read_text())
     return home
+
+
+def instance_exists(settings: Settings) -> bool:
+    """Whether the instance ``instance_home`` would open is there already (never creates it)."""
+    if os.environ.get("DAGSTER_HOME"):
+        return True
+    return (settings.storage_root / INSTANCE_FOLDER / "dagster.yaml").is_file()
