@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
@@ -125,24 +124,26 @@ def demo(settings: Settings, args: argparse.Namespace) -> int:
     from wmtp_assets.settings import write_settings_file
     from wmtp_assets.validate.outcome import counted
 
-    started = time.monotonic()
     layout = Layout(settings.storage_root)
-    print(f"building the demo mirror in {layout.demo_mirror} ...", flush=True)
-    mirror = build_demo_mirror(layout.demo_mirror)
-    write_settings_file(
-        settings.storage_root,
-        mirror=str(mirror.root.resolve()),
-        tokenizer_sha256=mirror.tokenizer_sha256,
-    )
-    settings = Settings.load(storage_root=args.storage_root)
-    print(f"recorded the demo's settings in {settings.settings_file}:")
-    _print_settings(settings)
-    print("materializing every asset and partition from it ...", flush=True)
-    with _instance(settings) as instance, Progress() as progress:
-        run = materialize_everything(settings, instance, progress, args.verbose)
-        home = instance.root_directory
+    with Progress() as progress:
+        progress.working_on("building the demo mirror")
+        print(f"building the demo mirror in {layout.demo_mirror} ...", flush=True)
+        mirror = build_demo_mirror(layout.demo_mirror)
+        write_settings_file(
+            settings.storage_root,
+            mirror=str(mirror.root.resolve()),
+            tokenizer_sha256=mirror.tokenizer_sha256,
+        )
+        settings = Settings.load(storage_root=args.storage_root)
+        print(f"recorded the demo's settings in {settings.settings_file}:")
+        _print_settings(settings)
+        print("materializing every asset and partition from it ...", flush=True)
+        progress.working_on("opening the Dagster instance")
+        with _instance(settings) as instance:
+            run = materialize_everything(settings, instance, progress, args.verbose)
+            home = instance.root_directory
+    elapsed = progress.elapsed_s
     print(asset_table(run.rows))
-    elapsed = time.monotonic() - started
     if not run.ok:
         for name in run.failed_runs:
             print(f"FAILED run: {name}", file=sys.stderr)
@@ -185,7 +186,7 @@ def verify(settings: Settings, args: argparse.Namespace) -> int:
         print(f"nothing stored under {settings.storage_root}: no checks to run", file=sys.stderr)
         return EXIT_NOTHING_STORED
     print(f"checking {scope} ...", flush=True)
-    with _instance(settings) as instance, Progress() as progress:
+    with Progress() as progress, _instance(settings) as instance:
         result = verify_everything(
             settings, instance, models, partitions, progress, verbose=args.verbose
         )
@@ -215,7 +216,7 @@ def report(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_NOTHING_STORED
     rows = inventory(layout)
     print("checking everything stored ...", flush=True)
-    with _instance(settings) as instance, Progress() as progress:
+    with Progress() as progress, _instance(settings) as instance:
         checks = verify_everything(settings, instance, progress=progress, verbose=args.verbose)
     if not rows and not checks.rows:
         print(f"nothing stored under {settings.storage_root}: no report", file=sys.stderr)
@@ -300,10 +301,13 @@ def _parser() -> argparse.ArgumentParser:
         help="write asset_inventory.md (files, sizes, SHA256, counts, checks)",
     )
     out.add_argument("--output", type=Path, help="default: <storage root>/asset_inventory.md")
-    web = commands.add_parser(
-        "ui", parents=[common], help="the Dagster web UI (dagster dev) on this root's runs"
+    commands.add_parser(
+        "ui",
+        parents=[common],
+        usage="wmtp-assets ui [-h] [--storage-root STORAGE_ROOT] [-v] [DAGSTER_DEV_ARGS ...]",
+        help="the Dagster web UI (dagster dev) on this root's runs",
+        description="Any other argument (-p PORT, --host HOST, -f FILE ...) goes to dagster dev.",
     )
-    web.add_argument("dagster_args", nargs=argparse.REMAINDER, help="passed to dagster dev")
     return parser
 
 
@@ -315,7 +319,11 @@ COMMANDS = {"demo": demo, "verify": verify, "report": report, "ui": ui}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "ui":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.dagster_args = extra
     try:
         settings = Settings.load(storage_root=args.storage_root)
     except SettingsError as exc:
