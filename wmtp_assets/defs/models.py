@@ -1,5 +1,6 @@
-"""Assets of group ``models``: raw downloads, the shared tokenizer, the float16 conversions of
-the two real checkpoints and the micro models.
+"""Model assets (keys ``models/...``; one group per upstream model, and ``micro_models``): raw
+downloads, the shared tokenizer, the float16 conversions of the two real checkpoints and the
+micro models.
 
 A conversion is skipped, and the artifact reported current, when its stored ``metadata.json``
 records the same raw-file SHA256s and the same ``code_version`` (decided in
@@ -45,7 +46,12 @@ from wmtp_assets.models.tokenizer_files import (
 from wmtp_assets.models.upstream import META_MTP, SHEARED_LLAMA
 from wmtp_assets.validate.model_checks import resolve_device
 
-GROUP = "models"
+# One group per upstream model (and one for the micro models): the lineage graph labels a node
+# with the last part of its key only, so the group box it is drawn in tells the two "raw" and
+# the two "safetensors" apart. Every model asset is still selected by ``key:"models/*"``.
+META_GROUP = "meta_llama_mtp"
+SHEARED_GROUP = "ref_sheared_llama_2_7b"
+MICRO_GROUP = "micro_models"
 
 META_RAW = dg.AssetKey(["models", "meta_llama_mtp", "raw"])
 TOKENIZER = dg.AssetKey(["models", "meta_llama_mtp", "tokenizer"])
@@ -55,7 +61,7 @@ MICRO_REF = dg.AssetKey(["models", "micro_ref"])
 
 @dg.asset(
     key=META_RAW,
-    group_name=GROUP,
+    group_name=META_GROUP,
     kinds={"huggingface"},
     pool="download",
     op_tags=step_tags("download"),
@@ -78,7 +84,7 @@ def meta_llama_mtp_raw(
 @dg.asset(
     key=TOKENIZER,
     deps=[META_RAW],
-    group_name=GROUP,
+    group_name=META_GROUP,
     kinds={"sentencepiece"},
     code_version="tokenizer-v2",  # v2: tokenizer.json
     owners=OWNERS,
@@ -137,7 +143,7 @@ def _build_micro(
 @dg.asset(
     key=MICRO_MTP,
     deps=[TOKENIZER],
-    group_name=GROUP,
+    group_name=MICRO_GROUP,
     kinds={"pytorch", "safetensors"},
     code_version=MICRO_CODE_VERSION,
     owners=OWNERS,
@@ -155,7 +161,7 @@ def micro_mtp(wmtp: WmtpResource) -> dg.MaterializeResult:
 @dg.asset(
     key=MICRO_REF,
     deps=[TOKENIZER],
-    group_name=GROUP,
+    group_name=MICRO_GROUP,
     kinds={"pytorch", "safetensors"},
     code_version=MICRO_CODE_VERSION,
     owners=OWNERS,
@@ -210,7 +216,7 @@ def _materialize_result(
 
 @dg.asset(
     key=SHEARED_RAW,
-    group_name=GROUP,
+    group_name=SHEARED_GROUP,
     kinds={"huggingface"},
     pool="download",
     op_tags=step_tags("download"),
@@ -237,7 +243,7 @@ def sheared_raw(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.Mat
 @dg.asset(
     key=META_SAFETENSORS,
     deps=[META_RAW, TOKENIZER],
-    group_name=GROUP,
+    group_name=META_GROUP,
     kinds={"pytorch", "safetensors"},
     code_version=CONVERSION_CODE_VERSION,
     op_tags=step_tags("convert"),
@@ -277,7 +283,7 @@ def _trace_device(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> str:
 @dg.asset(
     key=SHEARED_SAFETENSORS,
     deps=[SHEARED_RAW, TOKENIZER],
-    group_name=GROUP,
+    group_name=SHEARED_GROUP,
     kinds={"pytorch", "safetensors"},
     code_version=CONVERSION_CODE_VERSION,
     op_tags=step_tags("convert"),
