@@ -104,3 +104,14 @@ def test_every_asset_revalidation_checks_has_kinds_and_a_freshness_policy() -> N
         assert timedelta(days=1) < timedelta(days=warn.days) < timedelta(days=fail.days), name
     weights = [s for s in _specs() if s.key.path[-1] in ("safetensors", "micro_mtp", "micro_ref")]
     assert all({"pytorch", "safetensors"} <= s.kinds for s in weights)
+
+
+def test_no_two_assets_of_a_group_share_the_name_the_lineage_shows() -> None:
+    """Dagster's lineage labels a node with the last part of its key and draws it in its
+    group's box: within a group those labels must differ (``raw`` twice was unreadable)."""
+    labels: dict[str, list[str]] = {}
+    for spec in _specs():
+        assert spec.group_name, spec.key.to_user_string()
+        labels.setdefault(spec.group_name, []).append(spec.key.path[-1])
+    assert all(len(names) == len(set(names)) for names in labels.values()), labels
+    assert len(labels) > 1
