@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from types import FrameType
@@ -79,5 +80,10 @@ def run_supervised(command: Sequence[str], env: Mapping[str, str], grace_s: floa
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if killed:
+        print(
+            f"wmtp-assets ui: dagster dev's processes had not stopped {grace_s:.0f}s after the "
+            "signal; killed them",
+            file=sys.stderr,
+        )
         return 1
     return 0 if stopping else status
