@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
@@ -22,6 +21,8 @@ from wmtp_assets.settings import ENV_VARS, Settings, SettingsError
 
 if TYPE_CHECKING:
     import dagster as dg
+
+    from wmtp_assets.graph_runs import CheckRow
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOTHING_STORED = 0, 1, 2, 3
 
@@ -54,8 +55,62 @@ def _instance(settings: Settings) -> dg.DagsterInstance:
     return instance
 
 
-def _log_level(args: argparse.Namespace) -> str:
-    return "DEBUG" if args.verbose else "WARNING"
+class UsageError(ValueError):
+    """A bad command line; the message is the one line printed."""
+
+
+def _model_names(given: Sequence[str] | None) -> list[str] | None:
+    """``--model`` values as asset names; the storage folder name (``micro-mtp``) is accepted
+    too, since that is the name a user sees under ``models_v2/``."""
+    from wmtp_assets.files.layout import MODEL_FOLDERS
+
+    if given is None:
+        return None
+    by_folder = {folder: name for name, folder in MODEL_FOLDERS.items()}
+    unknown = [m for m in given if m not in MODEL_FOLDERS and m not in by_folder]
+    if unknown:
+        raise UsageError(
+            f"--model {unknown[0]}: unknown model; expected one of {', '.join(MODEL_FOLDERS)} "
+            f"(or its storage folder: {', '.join(by_folder)})"
+        )
+    return [by_folder.get(m, m) for m in given]
+
+
+def _partition_keys(given: Sequence[str] | None) -> list[str] | None:
+    from wmtp_assets.data.partitions import PARTITION_KEYS
+
+    unknown = [p for p in given or () if p not in PARTITION_KEYS]
+    if unknown:
+        raise UsageError(
+            f"--partition {unknown[0]}: unknown partition; expected one of "
+            f"{', '.join(PARTITION_KEYS)}"
+        )
+    return list(given) if given is not None else None
+
+
+def _nothing_recorded(settings: Settings) -> bool:
+    """True when the root stores no artifact and has no Dagster instance to read: then there
+    is nothing to verify, and opening the instance would only create one there."""
+    from wmtp_assets.files.layout import Layout
+    from wmtp_assets.instance import instance_exists
+    from wmtp_assets.validate.stored import stored_models, stored_partitions
+
+    layout = Layout(settings.storage_root)
+    return not (stored_models(layout) or stored_partitions(layout) or instance_exists(settings))
+
+
+def _checked(rows: Sequence[CheckRow]) -> str:
+    """What a set of check results covered, and how it went, in one line."""
+    from wmtp_assets.validate.outcome import counted
+
+    failed = sum(not r.passed for r in rows)
+    assets = counted(len({r.asset for r in rows}), "asset")
+    partitions = counted(len({r.partition for r in rows if r.partition}), "partition")
+    files = counted(sum(r.files for r in rows), "file")
+    return (
+        f"{counted(len(rows), 'check')} over {assets}, {partitions} and {files}: "
+        f"{len(rows) - failed} passed, {failed} failed"
+    )
 
 
 def _print_settings(settings: Settings) -> None:
@@ -72,34 +127,44 @@ def demo(settings: Settings, args: argparse.Namespace) -> int:
     from wmtp_assets.demo.mirror import build_demo_mirror
     from wmtp_assets.files.layout import Layout
     from wmtp_assets.graph_runs import materialize_everything
+    from wmtp_assets.progress import Progress
     from wmtp_assets.reports import asset_table
     from wmtp_assets.settings import write_settings_file
+    from wmtp_assets.validate.outcome import counted
 
-    started = time.monotonic()
     layout = Layout(settings.storage_root)
-    print(f"building the demo mirror in {layout.demo_mirror} ...", flush=True)
-    mirror = build_demo_mirror(layout.demo_mirror)
-    write_settings_file(
-        settings.storage_root,
-        mirror=str(mirror.root.resolve()),
-        tokenizer_sha256=mirror.tokenizer_sha256,
-    )
-    settings = Settings.load(storage_root=args.storage_root)
-    print(f"recorded the demo's settings in {settings.settings_file}:")
-    _print_settings(settings)
-    print("materializing every asset and partition from it ...", flush=True)
-    with _instance(settings) as instance:
-        run = materialize_everything(settings, instance, _log_level(args))
-        home = instance.root_directory
+    with Progress() as progress:
+        progress.working_on("building the demo mirror")
+        print(f"building the demo mirror in {layout.demo_mirror} ...", flush=True)
+        mirror = build_demo_mirror(layout.demo_mirror)
+        write_settings_file(
+            settings.storage_root,
+            mirror=str(mirror.root.resolve()),
+            tokenizer_sha256=mirror.tokenizer_sha256,
+        )
+        settings = Settings.load(storage_root=args.storage_root)
+        print(f"recorded the demo's settings in {settings.settings_file}:")
+        _print_settings(settings)
+        print("materializing every asset and partition from it ...", flush=True)
+        progress.working_on("opening the Dagster instance")
+        with _instance(settings) as instance:
+            run = materialize_everything(settings, instance, progress, args.verbose)
+            home = instance.root_directory
+    elapsed = progress.elapsed_s
     print(asset_table(run.rows))
-    elapsed = time.monotonic() - started
     if not run.ok:
         for name in run.failed_runs:
             print(f"FAILED run: {name}", file=sys.stderr)
         for name in run.failed_checks:
             print(f"FAILED check: {name}", file=sys.stderr)
         return EXIT_FAILED
-    print(f"\ndemo OK: {len(run.rows)} materializations in {elapsed:.0f}s, recorded in {home}")
+    assets = counted(len({r.asset for r in run.rows}), "asset")
+    partitions = counted(len({r.partition for r in run.rows if r.partition}), "partition")
+    print(
+        f"\ndemo OK in {elapsed:.0f}s: {counted(len(run.rows), 'materialization')} of {assets} "
+        f"over {partitions}, {counted(sum(r.files for r in run.rows), 'file')} written; "
+        f"{counted(run.checks_passed, 'check')} passed, 0 failed; recorded in {home}"
+    )
     root = (
         ""
         if settings.origin("storage_root") == "default"
@@ -115,23 +180,33 @@ def demo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def verify(settings: Settings, args: argparse.Namespace) -> int:
-    """Rerun every check over what is stored; print a table; non-zero if any check failed."""
+    """Rerun the checks of everything stored (or of the ``--model``/``--partition`` named);
+    print a table; non-zero if any check failed."""
     from wmtp_assets.graph_runs import verify_everything
+    from wmtp_assets.progress import Progress
     from wmtp_assets.reports import check_table
 
+    models, partitions = _model_names(args.model), _partition_keys(args.partition)
     print("settings:")
     _print_settings(settings)
-    with _instance(settings) as instance:
-        result = verify_everything(
-            settings, instance, args.model or None, args.partition or None, _log_level(args)
-        )
-    if not result.rows:
+    scope = " ".join([*(models or []), *(partitions or [])]) or "everything"
+    if _nothing_recorded(settings):
         print(f"nothing stored under {settings.storage_root}: no checks to run", file=sys.stderr)
         return EXIT_NOTHING_STORED
+    print(f"checking {scope} ...", flush=True)
+    with Progress() as progress, _instance(settings) as instance:
+        result = verify_everything(
+            settings, instance, models, partitions, progress, verbose=args.verbose
+        )
+    if not result.rows:
+        print(
+            f"nothing stored under {settings.storage_root} for {scope}: no checks to run",
+            file=sys.stderr,
+        )
+        return EXIT_NOTHING_STORED
     print(check_table(result.rows))
-    failed = [r for r in result.rows if not r.passed]
-    print(f"\n{len(result.rows) - len(failed)} checks passed, {len(failed)} failed")
-    return EXIT_FAILED if failed else EXIT_OK
+    print(f"\nverified {scope}: {_checked(result.rows)}")
+    return EXIT_FAILED if any(not r.passed for r in result.rows) else EXIT_OK
 
 
 def report(settings: Settings, args: argparse.Namespace) -> int:
@@ -139,25 +214,35 @@ def report(settings: Settings, args: argparse.Namespace) -> int:
     stored and a fresh run of every check."""
     from wmtp_assets.files.layout import Layout
     from wmtp_assets.graph_runs import verify_everything
+    from wmtp_assets.progress import Progress
     from wmtp_assets.reports import inventory, write_inventory_markdown
+    from wmtp_assets.validate.outcome import counted
 
     layout = Layout(settings.storage_root)
+    if _nothing_recorded(settings):
+        print(f"nothing stored under {settings.storage_root}: no report", file=sys.stderr)
+        return EXIT_NOTHING_STORED
     rows = inventory(layout)
-    with _instance(settings) as instance:
-        checks = verify_everything(settings, instance, log_level=_log_level(args)).rows
-    if not rows and not checks:
+    print("checking everything stored ...", flush=True)
+    with Progress() as progress, _instance(settings) as instance:
+        checks = verify_everything(settings, instance, progress=progress, verbose=args.verbose)
+    if not rows and not checks.rows:
         print(f"nothing stored under {settings.storage_root}: no report", file=sys.stderr)
         return EXIT_NOTHING_STORED
     dest = args.output or settings.storage_root / "asset_inventory.md"
-    path = write_inventory_markdown(dest, layout, rows, checks)
-    failed = sum(not c.passed for c in checks)
-    print(f"wrote {path}: {len(rows)} files, {len(checks)} checks, {failed} failed")
-    return EXIT_FAILED if failed else EXIT_OK
+    path = write_inventory_markdown(dest, layout, rows, checks.rows)
+    artifacts = counted(len({r.artifact for r in rows}), "artifact")
+    print(
+        f"wrote {path}: {counted(len(rows), 'file')} of {artifacts} inventoried; "
+        f"{_checked(checks.rows)}"
+    )
+    return EXIT_FAILED if any(not c.passed for c in checks.rows) else EXIT_OK
 
 
 def ui(settings: Settings, args: argparse.Namespace) -> int:
     """``dagster dev`` on this root's instance, so the UI shows what the demo and headless runs
-    recorded; Ctrl-C stops the webserver and the daemon."""
+    recorded; Ctrl-C or SIGTERM stops it and every process it started (``dev_server``)."""
+    from wmtp_assets.dev_server import run_supervised
     from wmtp_assets.instance import instance_home
 
     env = {**os.environ, "DAGSTER_HOME": str(instance_home(settings))}
@@ -165,7 +250,25 @@ def ui(settings: Settings, args: argparse.Namespace) -> int:
     target = [] if {"-m", "-f", "-w", "--workspace"} & set(args.dagster_args) else _CODE_LOCATION
     command = ["dagster", "dev", *target, *args.dagster_args]
     print(f"DAGSTER_HOME={env['DAGSTER_HOME']} {' '.join(command)}", flush=True)
-    os.execvpe(command[0], command, env)  # replaces this process: Ctrl-C reaches dagster dev
+    return run_supervised(command, env)
+
+
+def _common_options(parser: argparse.ArgumentParser, default: object) -> None:
+    """Options every command takes, before or after its name. After it they default to
+    ``SUPPRESS``, so a value given before the command is not overwritten."""
+    parser.add_argument(
+        "--storage-root",
+        type=Path,
+        default=default,
+        help="storage root (wins over WMTP_STORAGE_ROOT)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default if default is argparse.SUPPRESS else False,
+        help="print Dagster's own (DEBUG) log lines",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -175,21 +278,25 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--storage-root", type=Path, help="storage root (wins over WMTP_STORAGE_ROOT)"
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="print Dagster's DEBUG log")
+    _common_options(parser, None)
+    common = argparse.ArgumentParser(add_help=False)
+    _common_options(common, argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser(
-        "demo", help="build a small local mirror and materialize every asset from it"
+        "demo",
+        parents=[common],
+        help="build a small local mirror and materialize every asset from it",
     )
     check = commands.add_parser(
-        "verify", help="rerun every asset check over everything stored; non-zero on any failure"
+        "verify",
+        parents=[common],
+        help="rerun every asset check over everything stored; non-zero on any failure",
     )
     check.add_argument(
         "--model",
         action="append",
-        help="only this model (e.g. micro_mtp); without --partition: no dataset checks",
+        help="only this model (e.g. micro_mtp or micro-mtp); without --partition: no dataset "
+        "checks",
     )
     check.add_argument(
         "--partition",
@@ -197,11 +304,18 @@ def _parser() -> argparse.ArgumentParser:
         help="only this partition (e.g. mbpp.test); without --model: no model checks",
     )
     out = commands.add_parser(
-        "report", help="write asset_inventory.md (files, sizes, SHA256, counts, checks)"
+        "report",
+        parents=[common],
+        help="write asset_inventory.md (files, sizes, SHA256, counts, checks)",
     )
     out.add_argument("--output", type=Path, help="default: <storage root>/asset_inventory.md")
-    web = commands.add_parser("ui", help="the Dagster web UI (dagster dev) on this root's runs")
-    web.add_argument("dagster_args", nargs=argparse.REMAINDER, help="passed to dagster dev")
+    commands.add_parser(
+        "ui",
+        parents=[common],
+        usage="wmtp-assets ui [-h] [--storage-root STORAGE_ROOT] [-v] [DAGSTER_DEV_ARGS ...]",
+        help="the Dagster web UI (dagster dev) on this root's runs",
+        description="Any other argument (-p PORT, --host HOST, -f FILE ...) goes to dagster dev.",
+    )
     return parser
 
 
@@ -213,7 +327,11 @@ COMMANDS = {"demo": demo, "verify": verify, "report": report, "ui": ui}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "ui":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.dagster_args = extra
     try:
         settings = Settings.load(storage_root=args.storage_root)
     except SettingsError as exc:
@@ -227,6 +345,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](settings, args)
     except InstanceError as exc:
         print(f"wmtp-assets: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except UsageError as exc:
+        print(f"wmtp-assets {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("wmtp-assets: interrupted", file=sys.stderr)

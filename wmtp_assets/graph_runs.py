@@ -6,17 +6,24 @@ unpartitioned assets and one run per dataset partition, exactly what a backfill 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 
 import dagster as dg
 from pydantic import BaseModel
 
 from wmtp_assets.definitions import ALL_ASSETS
 from wmtp_assets.defs.checks import ALL_CHECKS
+from wmtp_assets.defs.metadata import SEALED_FILES
 from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.defs.revalidation import MODELS_RUN, REVALIDATE_JOB, revalidation_plan
+from wmtp_assets.defs.seal_checks import SEALED_CHECK
 from wmtp_assets.files.layout import Layout
+from wmtp_assets.progress import Progress
 from wmtp_assets.settings import Settings
+
+RUN_JOB = "__wmtp_cli_run"
+"""Name of the one job each in-process run of ``demo`` builds (like ``dg.materialize``'s)."""
 
 
 class AssetRow(BaseModel):
@@ -26,12 +33,15 @@ class AssetRow(BaseModel):
     size_bytes: int | None
     sha256: str
     checks: str
+    files: int = 0
+    """Files the materialization published (its seal)."""
 
 
 class GraphRun(BaseModel):
     rows: list[AssetRow]
     failed_runs: list[str]
     failed_checks: list[str]
+    checks_passed: int = 0
 
     @property
     def ok(self) -> bool:
@@ -50,52 +60,104 @@ def _partitioned(asset: dg.AssetsDefinition) -> bool:
     return asset.partitions_def is not None
 
 
-def console_log_level(level: str) -> dict[str, object]:
-    """Run config that sets the console logger's level (Dagster's default prints DEBUG)."""
-    return {"loggers": {"console": {"config": {"log_level": level}}}}
+class _StepLines(logging.Handler):
+    """Turns a run's Dagster events into progress lines: what is running, each asset
+    materialized, each step failed with its first error line."""
+
+    def __init__(self, progress: Progress, run_name: str) -> None:
+        super().__init__()
+        self._progress = progress
+        self._run = run_name
+
+    def emit(self, record: logging.LogRecord) -> None:
+        meta = getattr(record, "dagster_meta", None)
+        event = meta.get("dagster_event") if isinstance(meta, Mapping) else None
+        if not isinstance(event, dg.DagsterEvent):
+            return
+        where = f"[{self._run}]"
+        if event.event_type_value == "STEP_START":
+            self._progress.working_on(f"{event.step_key} {where}")
+        elif event.event_type_value == "ASSET_MATERIALIZATION" and event.asset_key is not None:
+            self._progress.line(f"materialized {event.asset_key.to_user_string()} {where}")
+        elif event.is_step_failure:
+            error = event.step_failure_data.error
+            reason = error.message.strip().splitlines()[0] if error else "no error recorded"
+            self._progress.line(f"FAILED step {event.step_key} {where}: {reason}")
+
+
+def _logging(
+    progress: Progress | None, run_name: str, verbose: bool
+) -> tuple[dict[str, dg.LoggerDefinition], dict[str, object]]:
+    """Loggers and their run config: Dagster's console log (DEBUG) only when ``verbose``, and
+    the progress lines when there is a ``progress``."""
+    loggers: dict[str, dg.LoggerDefinition] = {}
+    config: dict[str, object] = {}
+    if verbose:
+        loggers["console"] = dg.colored_console_logger
+        config["console"] = {"config": {"log_level": "DEBUG"}}
+    if progress is not None:
+        handler = _StepLines(progress, run_name)
+
+        def build(_: dg.InitLoggerContext) -> logging.Logger:
+            logger = logging.Logger("wmtp_assets.progress", level=logging.DEBUG)
+            logger.addHandler(handler)
+            return logger
+
+        loggers["progress"] = dg.LoggerDefinition(build)
+        config["progress"] = {}
+    if not loggers:  # without any, Dagster falls back to its console logger at DEBUG
+        loggers["console"] = dg.colored_console_logger
+        config["console"] = {"config": {"log_level": "CRITICAL"}}
+    return loggers, {"loggers": config}
+
+
+def _execute(
+    job: dg.UnresolvedAssetJobDefinition,
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    run_name: str,
+    progress: Progress | None,
+    verbose: bool,
+    partition_key: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> dg.ExecuteInProcessResult:
+    """One in-process run of ``job`` over every asset and check; never raises on failure."""
+    loggers, run_config = _logging(progress, run_name, verbose)
+    defs = dg.Definitions(
+        assets=ALL_ASSETS,
+        asset_checks=ALL_CHECKS,
+        jobs=[job],
+        loggers=loggers,
+        resources={"wmtp": WmtpResource.from_settings(settings)},
+    )
+    return defs.resolve_job_def(job.name).execute_in_process(
+        instance=instance,
+        partition_key=partition_key,
+        tags=tags,
+        run_config=run_config,
+        raise_on_error=False,
+    )
 
 
 def materialize_everything(
-    settings: Settings, instance: dg.DagsterInstance, log_level: str = "WARNING"
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    progress: Progress | None = None,
+    verbose: bool = False,
 ) -> GraphRun:
-    """Materialize every asset and partition, running every check; never raise on failure."""
-    resources = {"wmtp": WmtpResource.from_settings(settings)}
-    everything = [*ALL_ASSETS, *ALL_CHECKS]
+    """Materialize every asset and partition, running every check; never raise on failure.
+    One run for the unpartitioned assets, one per dataset partition, as a backfill would."""
     plain = [a for a in ALL_ASSETS if not _partitioned(a)]
     partitioned = [a for a in ALL_ASSETS if _partitioned(a)]
     runs: list[tuple[str, dg.ExecuteInProcessResult]] = []
-    selection = dg.AssetSelection.assets(*plain)
-    runs.append(
-        (
-            "",
-            dg.materialize(
-                everything,
-                selection=selection,
-                resources=resources,
-                instance=instance,
-                run_config=console_log_level(log_level),
-                raise_on_error=False,
-            ),
-        )
-    )
+    job = dg.define_asset_job(RUN_JOB, selection=dg.AssetSelection.assets(*plain))
+    runs.append(("", _execute(job, settings, instance, "models", progress, verbose)))
     if partitioned:
         partitions_def = partitioned[0].partitions_def
         assert partitions_def is not None
+        job = dg.define_asset_job(RUN_JOB, selection=dg.AssetSelection.assets(*partitioned))
         for key in partitions_def.get_partition_keys():
-            runs.append(
-                (
-                    key,
-                    dg.materialize(
-                        everything,
-                        selection=dg.AssetSelection.assets(*partitioned),
-                        partition_key=key,
-                        resources=resources,
-                        instance=instance,
-                        run_config=console_log_level(log_level),
-                        raise_on_error=False,
-                    ),
-                )
-            )
+            runs.append((key, _execute(job, settings, instance, key, progress, verbose, key)))
     return _summarise(runs)
 
 
@@ -103,6 +165,7 @@ def _summarise(runs: list[tuple[str, dg.ExecuteInProcessResult]]) -> GraphRun:
     rows: list[AssetRow] = []
     failed_runs: list[str] = []
     failed_checks: list[str] = []
+    checks_passed = 0
     for partition, result in runs:
         if not result.success:
             failed_runs.append(partition or "models")
@@ -113,6 +176,7 @@ def _summarise(runs: list[tuple[str, dg.ExecuteInProcessResult]]) -> GraphRun:
             passed.setdefault(asset, 0)
             if evaluation.passed:
                 passed[asset] += 1
+                checks_passed += 1
             else:
                 failed.setdefault(asset, []).append(evaluation.check_name)
                 failed_checks.append(
@@ -123,6 +187,7 @@ def _summarise(runs: list[tuple[str, dg.ExecuteInProcessResult]]) -> GraphRun:
             metadata = dict(materialization.metadata)
             asset = materialization.asset_key.to_user_string()
             size = _first(metadata, ("size_bytes", "total_bytes"))
+            sealed = metadata.get(SEALED_FILES)
             rows.append(
                 AssetRow(
                     asset=asset,
@@ -131,9 +196,14 @@ def _summarise(runs: list[tuple[str, dg.ExecuteInProcessResult]]) -> GraphRun:
                     size_bytes=int(size) if isinstance(size, int) else None,
                     sha256=str(_first(metadata, ("sha256",)) or ""),
                     checks=_check_summary(passed.get(asset), failed.get(asset, [])),
+                    files=len(sealed.value or ())
+                    if isinstance(sealed, dg.JsonMetadataValue)
+                    else 0,
                 )
             )
-    return GraphRun(rows=rows, failed_runs=failed_runs, failed_checks=failed_checks)
+    return GraphRun(
+        rows=rows, failed_runs=failed_runs, failed_checks=failed_checks, checks_passed=checks_passed
+    )
 
 
 def _check_summary(passed: int | None, failed: list[str]) -> str:
@@ -149,6 +219,15 @@ class CheckRow(BaseModel):
     check: str
     passed: bool
     summary: str
+    files: int = 0
+    """Files this check re-hashed against the materialization's seal (the seal check only)."""
+
+
+def _sealed_files(evaluation: dg.AssetCheckEvaluation) -> int:
+    if evaluation.check_name != SEALED_CHECK:
+        return 0
+    value = evaluation.metadata.get("files")
+    return value.value if isinstance(value, dg.IntMetadataValue) and value.value else 0
 
 
 class Revalidation(BaseModel):
@@ -163,7 +242,8 @@ def verify_everything(
     instance: dg.DagsterInstance,
     models: Sequence[str] | None = None,
     partitions: Sequence[str] | None = None,
-    log_level: str = "WARNING",
+    progress: Progress | None = None,
+    verbose: bool = False,
 ) -> Revalidation:
     """Run the ``revalidate`` plan in-process: every check over everything stored or
     materialized (or only the named models, e.g. ``micro_mtp``, and partitions)."""
@@ -175,18 +255,9 @@ def verify_everything(
         job = dg.define_asset_job(
             REVALIDATE_JOB, selection=dg.AssetSelection.checks(*run.check_keys)
         )
-        defs = dg.Definitions(
-            assets=ALL_ASSETS,
-            asset_checks=ALL_CHECKS,
-            jobs=[job],
-            resources={"wmtp": WmtpResource.from_settings(settings)},
-        )
-        result = defs.resolve_job_def(REVALIDATE_JOB).execute_in_process(
-            instance=instance,
-            tags=run.tags,
-            run_config=console_log_level(log_level),
-            raise_on_error=False,
-        )
+        if progress is not None:
+            progress.working_on(f"{len(run.check_keys)} checks [{run.name}]")
+        result = _execute(job, settings, instance, run.name, progress, verbose, tags=run.tags)
         if not result.success:
             failed_runs.append(run.name)
         evaluated = {(e.asset_key, e.check_name) for e in result.get_asset_check_evaluations()}
@@ -197,6 +268,7 @@ def verify_everything(
                 check=e.check_name,
                 passed=e.passed,
                 summary=e.description or "",
+                files=_sealed_files(e),
             )
             for e in result.get_asset_check_evaluations()
         ]
@@ -211,4 +283,8 @@ def verify_everything(
             for k in run.check_keys
             if (k.asset_key, k.name) not in evaluated
         ]
+        if progress is not None:
+            done = [r for r in rows if r.partition == partition]
+            failed = sum(not r.passed for r in done)
+            progress.line(f"checked [{run.name}]: {len(done)} checks, {failed} failed")
     return Revalidation(rows=rows, failed_runs=failed_runs)

@@ -70,3 +70,10 @@ def check_instance_databases(home: Path) -> None:
                 "SQLite database no other process keeps locked (end that process, restore the "
                 "file from a backup, or point DAGSTER_HOME at another instance)"
             ) from None
+
+
+def instance_exists(settings: Settings) -> bool:
+    """Whether the instance ``instance_home`` would open is there already (never creates it)."""
+    if os.environ.get("DAGSTER_HOME"):
+        return True
+    return (settings.storage_root / INSTANCE_FOLDER / "dagster.yaml").is_file()

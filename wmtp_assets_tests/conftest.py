@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from wmtp_assets.cli import main
 from wmtp_assets.demo.mirror import DemoMirror, build_demo_mirror
 from wmtp_assets.files.layout import Layout
 from wmtp_assets.settings import LLAMA2_TOKENIZER_SHA256, Settings
+
+DEMO_STDOUT = "demo_stdout.txt"
 
 
 @pytest.fixture(scope="session")
@@ -30,16 +33,26 @@ def demo_settings(demo_mirror: DemoMirror, tmp_path: Path) -> Settings:
 
 @pytest.fixture(scope="session")
 def demo_storage(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """A storage root filled by ``wmtp-assets demo`` itself (which must exit 0), built once.
+    """A storage root filled by ``wmtp-assets demo`` itself (which must exit 0), built once;
+    what it printed is in ``demo_stdout.txt`` beside the root (``demo_stdout``).
 
     Tests that modify stored files copy it first (``copied_demo_storage``).
     """
     root = tmp_path_factory.mktemp("demo") / "storage"
-    assert main(["--storage-root", str(root), "demo"]) == 0
+    printed = root.parent / DEMO_STDOUT
+    with printed.open("w") as out, contextlib.redirect_stdout(out):
+        code = main(["--storage-root", str(root), "demo"])
+    assert code == 0, printed.read_text()
     settings = Settings.load(storage_root=root)
     assert settings.mirror == Layout(root).demo_mirror.resolve()
     assert settings.tokenizer_sha256 == LLAMA2_TOKENIZER_SHA256  # the default: the real one
     return settings.model_copy(update={"device": "cpu"})
+
+
+@pytest.fixture(scope="session")
+def demo_stdout(demo_storage: Settings) -> str:
+    """What ``wmtp-assets demo`` printed on stdout while building ``demo_storage``."""
+    return (demo_storage.storage_root.parent / DEMO_STDOUT).read_text()
 
 
 @pytest.fixture

@@ -27,7 +27,13 @@ from wmtp_assets.data.pipeline import process_split
 from wmtp_assets.data.small_subset import build_small_subset
 from wmtp_assets.defs.executor import step_tags
 from wmtp_assets.defs.explain import explained
-from wmtp_assets.defs.metadata import OWNERS, asset_tags, sealed_files, stats_entries
+from wmtp_assets.defs.metadata import (
+    FRESHNESS,
+    OWNERS,
+    asset_tags,
+    sealed_files,
+    stats_entries,
+)
 from wmtp_assets.defs.models import TOKENIZER
 from wmtp_assets.defs.raw_fetch import fetch_raw
 from wmtp_assets.defs.resources import WmtpResource
@@ -57,6 +63,7 @@ PIPELINE_CODE_VERSION = (
     pool="download",
     op_tags=step_tags("download"),
     owners=OWNERS,
+    freshness_policy=FRESHNESS,
     tags=asset_tags("upstream"),
     description="`datasets_v2/<dataset>/raw/`: the split's upstream parquet shards at the pinned "
     "revision, SHA256-verified, with SOURCE.json.",
@@ -85,6 +92,7 @@ def datasets_raw(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.Ma
             "the split as Alpaca records, filtered to WMTP_MAX_TOKENS.",
             kinds={"jsonl"},
             owners=OWNERS,
+            freshness_policy=FRESHNESS,
             tags=asset_tags("derived"),
         ),
         dg.AssetSpec(
@@ -95,6 +103,7 @@ def datasets_raw(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.Ma
             "records.",
             kinds={"json"},
             owners=OWNERS,
+            freshness_policy=FRESHNESS,
             tags=asset_tags("derived"),
         ),
         dg.AssetSpec(
@@ -106,6 +115,7 @@ def datasets_raw(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.Ma
             "problem statements (what disjointness of splits compares).",
             kinds={"json"},
             owners=OWNERS,
+            freshness_policy=FRESHNESS,
             tags=asset_tags("derived"),
         ),
     ],
@@ -188,6 +198,7 @@ def datasets_processed(
     kinds={"jsonl"},
     code_version="small-v1",
     owners=OWNERS,
+    freshness_policy=FRESHNESS,
     tags=asset_tags("subset"),
     description="`datasets_local_small/<dataset>_small/<split>_small.jsonl`: a seeded sample of "
     "the split (train <= 100, others <= 32) that keeps both labels for CodeContests; lines "
@@ -258,6 +269,7 @@ def _eval_file_result(
             "applicable elsewhere.",
             kinds={"jsonl"},
             owners=OWNERS,
+            freshness_policy=FRESHNESS,
             tags=asset_tags("derived"),
         ),
         dg.AssetSpec(
@@ -267,6 +279,7 @@ def _eval_file_result(
             "tests by problem id (train streamed); not applicable to MBPP and HumanEval.",
             kinds={"json"},
             owners=OWNERS,
+            freshness_policy=FRESHNESS,
             tags=asset_tags("derived"),
         ),
     ],

@@ -5,6 +5,7 @@ published."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -65,6 +66,15 @@ def model_sealed_files(
 
 OWNERS = ["team:wmtp"]
 """Who answers for every asset of this code location (shown in the catalog)."""
+
+FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(days=30), warn_window=timedelta(days=8)
+)
+"""Every asset the ``revalidate`` job checks: materialized within 30 days (warn after 8). Dagster
+evaluates freshness from the last materialization only, never from check runs, so this states
+how old the seal that the daily revalidation compares against may grow: re-materializing a
+current artifact reuses its bytes (fetches and conversions skip what is current, the rest is
+rewritten byte-identical) and re-seals it under the running code."""
 
 Stage = Literal["upstream", "converted", "generated", "derived", "subset"]
 

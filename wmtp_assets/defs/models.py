@@ -1,5 +1,5 @@
 """Assets of group ``models``: raw downloads, the shared tokenizer, the float16 conversions of
-the two real checkpoints and the micro models.
+the real checkpoints and the micro models.
 
 A conversion is skipped, and the artifact reported current, when its stored ``metadata.json``
 records the same raw-file SHA256s and the same ``code_version`` and every stored file still has
@@ -16,6 +16,7 @@ import dagster as dg
 from wmtp_assets.defs.executor import step_tags
 from wmtp_assets.defs.explain import explained
 from wmtp_assets.defs.metadata import (
+    FRESHNESS,
     OWNERS,
     asset_tags,
     file_entries,
@@ -45,6 +46,9 @@ from wmtp_assets.models.tokenizer_files import (
 from wmtp_assets.models.upstream import META_MTP, SHEARED_LLAMA
 from wmtp_assets.validate.model_checks import resolve_device
 
+# The group of ARCHITECTURE's contract (``--select group:models``). The lineage labels a node with
+# the last part of its key ("raw" three times); the first line of its description, which the
+# node shows under that label, starts with the storage folder and tells them apart.
 GROUP = "models"
 
 META_RAW = dg.AssetKey(["models", "meta_llama_mtp", "raw"])
@@ -60,6 +64,7 @@ MICRO_REF = dg.AssetKey(["models", "micro_ref"])
     pool="download",
     op_tags=step_tags("download"),
     owners=OWNERS,
+    freshness_policy=FRESHNESS,
     tags=asset_tags("upstream"),
     description="`models_v2/meta-llama-mtp/raw/`: the Meta 7B_1T_4 consolidated.pth, "
     "params.json and tokenizer.model, exact upstream bytes, with SOURCE.json.",
@@ -81,6 +86,7 @@ def meta_llama_mtp_raw(
     kinds={"sentencepiece"},
     code_version="tokenizer-v2",  # v2: tokenizer.json
     owners=OWNERS,
+    freshness_policy=FRESHNESS,
     tags=asset_tags("derived"),
     description="`models_v2/meta-llama-mtp/tokenizer/` (tokenizer.model, tokenizer.json, "
     "tokenizer_config.json, special_tokens_map.json): the shared SentencePiece tokenizer; its "
@@ -139,6 +145,7 @@ def _build_micro(
     kinds={"pytorch", "safetensors"},
     code_version=MICRO_CODE_VERSION,
     owners=OWNERS,
+    freshness_policy=FRESHNESS,
     tags=asset_tags("generated"),
     description="`models_v2/micro-mtp/` (safetensors/model.safetensors, configs/config.json, "
     "tokenizer/, metadata.json): a seeded micro MTP model, 4 layers, dim 512, 8 heads, "
@@ -156,6 +163,7 @@ def micro_mtp(wmtp: WmtpResource) -> dg.MaterializeResult:
     kinds={"pytorch", "safetensors"},
     code_version=MICRO_CODE_VERSION,
     owners=OWNERS,
+    freshness_policy=FRESHNESS,
     tags=asset_tags("generated"),
     description="`models_v2/micro-ref/` (safetensors/model.safetensors, configs/config.json, "
     "tokenizer/, metadata.json): a seeded micro reference Llama in Hugging Face format; "
@@ -211,6 +219,7 @@ def _materialize_result(
     pool="download",
     op_tags=step_tags("download"),
     owners=OWNERS,
+    freshness_policy=FRESHNESS,
     tags=asset_tags("upstream"),
     description="`models_v2/ref-sheared-llama-2.7b/raw/`: the Sheared-LLaMA-2.7B float32 "
     "shards, shard index, config and tokenizer files, exact upstream bytes, with SOURCE.json.",
@@ -237,6 +246,7 @@ def sheared_raw(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.Mat
     code_version=CONVERSION_CODE_VERSION,
     op_tags=step_tags("convert"),
     owners=OWNERS,
+    freshness_policy=FRESHNESS,
     tags=asset_tags("converted"),
     description="`models_v2/meta-llama-mtp/safetensors/model.safetensors` (with SHA256SUMS, "
     "configs/ and metadata.json): 7B_1T_4 in float16 with Meta key names.",
@@ -277,6 +287,7 @@ def _trace_device(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> str:
     code_version=CONVERSION_CODE_VERSION,
     op_tags=step_tags("convert"),
     owners=OWNERS,
+    freshness_policy=FRESHNESS,
     tags=asset_tags("converted"),
     description="`models_v2/ref-sheared-llama-2.7b/safetensors/model.safetensors` (with "
     "SHA256SUMS, configs/ and metadata.json): Sheared-LLaMA-2.7B merged into one float16 file "

@@ -86,9 +86,11 @@ def unchanged(given: CheckInput) -> CheckOutcome:
     return sealed.unchanged_since_materialization(given.wmtp.layout.root, seal, reason)
 
 
+SEALED_CHECK = "unchanged_since_materialization"
+"""The check that re-hashes every file a materialization published (its ``files`` metadata)."""
+
+
 def sealed_spec(asset: dg.AssetKey, partitioned: bool = False) -> CheckSpec:
     """``unchanged_since_materialization`` on ``asset`` (blocking: a later step must not build
     on bytes nobody materialized)."""
-    return CheckSpec(
-        asset, "unchanged_since_materialization", unchanged, sealed, True, partitioned=partitioned
-    )
+    return CheckSpec(asset, SEALED_CHECK, unchanged, sealed, True, partitioned=partitioned)

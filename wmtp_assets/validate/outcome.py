@@ -47,3 +47,8 @@ def guarded(check: Callable[[], CheckOutcome]) -> CheckOutcome:
     except Exception as exc:  # one check's failure, whatever raised it
         first = str(exc).splitlines()[0] if str(exc) else ""
         return CheckOutcome.fail(f"{type(exc).__name__}: {first}", error=str(exc))
+
+
+def counted(n: int, noun: str) -> str:
+    """``"1 file"``, ``"3 files"``: a count in a summary line, in the right number."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"

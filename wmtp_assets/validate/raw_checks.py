@@ -22,7 +22,7 @@ from wmtp_assets.models.upstream_consistency import (
     meta_contradictions,
 )
 from wmtp_assets.sources.provenance import SOURCE_FILE, read_provenance, verify_raw
-from wmtp_assets.validate.outcome import CheckOutcome
+from wmtp_assets.validate.outcome import CheckOutcome, counted
 
 
 def raw_matches_source(raw_dir: Path, wanted: Callable[[str], bool] | None = None) -> CheckOutcome:
@@ -47,7 +47,7 @@ def raw_matches_source(raw_dir: Path, wanted: Callable[[str], bool] | None = Non
             file=str(raw_dir / SOURCE_FILE),
         )
     return CheckOutcome.ok(
-        f"{len(checked)} files re-hashed, all as {SOURCE_FILE} records",
+        f"{counted(len(checked), 'file')} re-hashed, all as {SOURCE_FILE} records",
         files=len(checked),
         bytes=sum(r.size for r in checked),
     )

@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from wmtp_assets.files.hashing import sha256_file
-from wmtp_assets.validate.outcome import CheckOutcome
+from wmtp_assets.validate.outcome import CheckOutcome, counted
 
 
 class Seal(BaseModel):
@@ -76,8 +76,8 @@ def unchanged_since_materialization(
                 recorded_at=seal.recorded_at,
             )
     return CheckOutcome.ok(
-        f"{len(seal.files)} files unchanged since materialization by run {seal.run_id} at "
-        f"{seal.recorded_at}",
+        f"{counted(len(seal.files), 'file')} unchanged since materialization by run "
+        f"{seal.run_id} at {seal.recorded_at}",
         files=len(seal.files),
         run_id=seal.run_id,
         recorded_at=seal.recorded_at,

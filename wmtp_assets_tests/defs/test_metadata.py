@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 
 import dagster as dg
 import numpy as np
@@ -12,6 +13,7 @@ import sentencepiece as spm
 
 from wmtp_assets.definitions import ALL_ASSETS
 from wmtp_assets.defs.datasets import STATS
+from wmtp_assets.defs.revalidation import DATASET_CHECK_KEYS, MODEL_CHECK_KEYS
 from wmtp_assets.files.layout import Layout
 from wmtp_assets.settings import Settings
 
@@ -83,3 +85,35 @@ def test_every_materialization_records_its_settings_and_their_origins(
         # the demo recorded the mirror and the tokenizer hash in the root's settings file
         assert f"| `WMTP_MIRROR` | {settings_file} | `{demo_storage.mirror}` |" in table, table
         assert f"| `WMTP_TOKENIZER_SHA256` | {settings_file} |" in table, table
+
+
+def test_every_asset_revalidation_checks_has_kinds_and_a_freshness_policy() -> None:
+    """The catalog's kinds are the formats a person would look for, and the freshness policy
+    is on exactly the assets the ``revalidate`` job checks, with a window longer than the
+    schedule's day (a fresh demo passes) and a warning before the failure."""
+    checked = {key.asset_key for key in [*MODEL_CHECK_KEYS, *DATASET_CHECK_KEYS]}
+    assert checked == {spec.key for spec in _specs()}
+    formats = {"huggingface", "parquet", "pytorch", "safetensors", "sentencepiece", "json", "jsonl"}
+    for spec in _specs():
+        name = spec.key.to_user_string()
+        assert spec.kinds and spec.kinds <= formats, name
+        policy = spec.freshness_policy
+        assert policy is not None, f"{name}: no freshness policy"
+        # the time-window policy's windows (its class is not exported by dagster)
+        warn, fail = (getattr(policy, f"{which}_window") for which in ("warn", "fail"))
+        assert timedelta(days=1) < timedelta(days=warn.days) < timedelta(days=fail.days), name
+    weights = [s for s in _specs() if s.key.path[-1] in ("safetensors", "micro_mtp", "micro_ref")]
+    assert all({"pytorch", "safetensors"} <= s.kinds for s in weights)
+
+
+def test_no_two_assets_of_a_group_look_the_same_in_the_lineage() -> None:
+    """Dagster's lineage labels a node with the last part of its key (``raw`` for every model)
+    and shows the first line of its description under it: within a group, label and first line
+    together must differ, and the groups are the contract's two."""
+    shown: dict[str, list[tuple[str, str]]] = {}
+    for spec in _specs():
+        assert spec.group_name and spec.description, spec.key.to_user_string()
+        first_line = spec.description.splitlines()[0]
+        shown.setdefault(spec.group_name, []).append((spec.key.path[-1], first_line))
+    assert sorted(shown) == ["datasets", "models"]
+    assert all(len(nodes) == len(set(nodes)) for nodes in shown.values()), shown

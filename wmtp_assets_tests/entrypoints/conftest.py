@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from wmtp_assets.dev_server import GRACE_S
 from wmtp_assets.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -175,14 +176,13 @@ def _wait_until_ready(server: Webserver, process: subprocess.Popen[bytes]) -> No
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop ``dagster dev``'s whole process group: webserver, daemon, code server, run workers.
-
-    ``dagster dev`` shuts down on Ctrl-C (SIGINT); what has not ended after a grace period is
-    killed, so a stuck run worker cannot outlive the session."""
+    """Stop ``wmtp-assets ui`` as a service manager would, with SIGTERM to it alone: it stops
+    ``dagster dev``'s whole process group (webserver, daemon, code server, run workers) and
+    waits for it (``test_cli`` proves nothing is left). Killed only if it outlives the grace."""
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGINT)
+        process.send_signal(signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=10)
+        process.wait(timeout=GRACE_S + 30)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()

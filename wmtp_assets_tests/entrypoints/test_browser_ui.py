@@ -1,8 +1,10 @@
 """The newcomer's path through the web UI, driven in Chromium like a person would.
 
 After ``wmtp-assets demo`` and ``wmtp-assets ui`` (the ``webserver`` fixture): the catalog shows
-every asset materialized, ``models/micro_mtp``'s checks all passed, a dataset partition's stats
-have their numbers and plots, and the Materialize button builds ``micro_mtp`` again. This proves
+every asset materialized, an asset's page its description, kinds, owner and freshness policy,
+the lineage the contract's two groups, ``models/micro_mtp``'s checks all passed, a dataset
+partition's stats have their numbers and plots, and the Materialize button builds ``micro_mtp``
+again. This proves
 what the GraphQL test cannot: the UI's own JavaScript renders what the demo recorded. Uses
 Debian's Chromium (the README's set-up installs it); never a downloaded one.
 
@@ -17,12 +19,13 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import dagster as dg
 import pytest
 from playwright.sync_api import Page, Response, expect, sync_playwright
 
 from wmtp_assets.definitions import ALL_ASSETS, ALL_CHECKS
-from wmtp_assets.defs.datasets import STATS
-from wmtp_assets.defs.models import MICRO_MTP
+from wmtp_assets.defs.datasets import RAW, STATS
+from wmtp_assets.defs.models import META_SAFETENSORS, MICRO_MTP
 from wmtp_assets_tests.entrypoints.conftest import Webserver
 
 CHROMIUM = "/usr/bin/chromium"
@@ -42,6 +45,8 @@ VIEWPORT = {"width": 1400, "height": 1400}
 # A catalog row; Dagster's table is div-based (no ARIA rows), one element per row.
 CATALOG_ROW = '[class^="VirtualizedTable_row"]'
 PARTITION = "mbpp.test"
+# How Dagster's UI names a kind (its own display names, not ours).
+KIND_LABELS = {"pytorch": "PyTorch", "huggingface": "Hugging Face", "parquet": "Parquet"}
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +105,47 @@ def test_catalog_shows_every_asset_materialized(
             expect(row.get_by_text("All", exact=True)).to_be_visible()
         expect(row).not_to_contain_text("Never materialized")
     _shot(page, screenshots, "catalog")
+
+
+def _spec(key: dg.AssetKey) -> dg.AssetSpec:
+    return next(spec for asset in ALL_ASSETS for spec in asset.specs if spec.key == key)
+
+
+@pytest.mark.parametrize("key", [META_SAFETENSORS, RAW], ids=lambda k: k.to_user_string())
+def test_an_asset_page_shows_description_kinds_owner_and_freshness(
+    key: dg.AssetKey, page: Page, webserver: Webserver, screenshots: Path
+) -> None:
+    spec = _spec(key)
+    page.goto(f"{webserver.url}/assets/{key.to_user_string()}")
+    # the whole description (markdown renders its `path` as code)
+    assert spec.description
+    expect(page.get_by_text(spec.description.replace("`", "")).first).to_be_visible()
+    for kind in spec.kinds:
+        expect(page.get_by_text(KIND_LABELS.get(kind, kind), exact=True).first).to_be_visible()
+    for owner in spec.owners:
+        expect(page.get_by_text(owner.removeprefix("team:"), exact=True).first).to_be_visible()
+    expect(page.get_by_text(spec.group_name or "-", exact=True).first).to_be_visible()
+    expect(page.get_by_text("Freshness policy", exact=True).first).to_be_visible()
+    expect(
+        page.get_by_text("Fails if more than a month since last materialization")
+    ).to_be_visible()
+    expect(page.get_by_text("Warns if more than 8 days since last materialization")).to_be_visible()
+    # the demo materialized everything minutes ago: the freshness daemon says it passes
+    expect(page.get_by_text("Passing", exact=True).first).to_be_visible(timeout=120_000)
+    _shot(page, screenshots, f"asset_page_{key.path[-1]}_{key.path[0]}")
+
+
+def test_the_lineage_draws_the_contracts_groups(
+    page: Page, webserver: Webserver, screenshots: Path
+) -> None:
+    groups = sorted(
+        {spec.group_name for asset in ALL_ASSETS for spec in asset.specs if spec.group_name}
+    )
+    assert groups == ["datasets", "models"]
+    page.goto(f"{webserver.url}/asset-groups")
+    for group in groups:
+        expect(page.get_by_text(group, exact=True).first).to_be_visible()
+    _shot(page, screenshots, "lineage_groups")
 
 
 def test_micro_mtp_checks_all_passed(page: Page, webserver: Webserver, screenshots: Path) -> None:

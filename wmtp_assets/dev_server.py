@@ -1,0 +1,89 @@
+"""Run ``dagster dev`` under ``wmtp-assets ui`` so that stopping one stops all (entry-point layer).
+
+``dagster dev`` starts a webserver, a daemon, a code server and run workers, all in its own
+process group here. SIGINT or SIGTERM to ``wmtp-assets ui`` (Ctrl-C in a terminal, ``kill``,
+a container stop) is forwarded to that whole group, as a terminal's Ctrl-C would reach it, and
+``ui`` waits for the group to end; what is still alive after ``grace_s`` (or at a second signal)
+is killed, so no process of the group outlives ``ui``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from types import FrameType
+
+GRACE_S = 30.0
+"""How long ``dagster dev`` gets to shut its processes down before they are killed."""
+
+FORWARDED = (signal.SIGINT, signal.SIGTERM)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process is left in process group ``pgid`` (zombies of ours aside)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def run_supervised(command: Sequence[str], env: Mapping[str, str], grace_s: float = GRACE_S) -> int:
+    """Run ``command`` in a new process group until it exits or a forwarded signal stops it.
+
+    Returns its exit status; 0 when it was asked to stop and its whole group ended within
+    ``grace_s``; 1 when the group had to be killed."""
+    process = subprocess.Popen(list(command), env=dict(env), process_group=0)
+    pgid = process.pid
+    stopping: list[float] = []  # when the first stop signal arrived
+
+    def forward(signum: int, _: FrameType | None) -> None:
+        if stopping:  # a second signal: stop waiting
+            _kill_group(pgid)
+            return
+        stopping.append(time.monotonic())
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
+    try:
+        killed = False
+        while True:
+            try:
+                status = process.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                if stopping and time.monotonic() - stopping[0] > grace_s:
+                    _kill_group(pgid)
+                    killed = True
+                continue
+            break
+        # dagster dev has exited; its children may still be shutting down
+        deadline = time.monotonic() + (grace_s if not killed else 0.0)
+        while group_alive(pgid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if group_alive(pgid):
+            _kill_group(pgid)
+            killed = True
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if killed:
+        print(
+            f"wmtp-assets ui: dagster dev's processes had not stopped {grace_s:.0f}s after the "
+            "signal; killed them",
+            file=sys.stderr,
+        )
+        return 1
+    return 0 if stopping else status
