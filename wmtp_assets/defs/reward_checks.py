@@ -32,7 +32,9 @@ def reward_model_specs(specs: Sequence[CheckSpec], model: str) -> list[CheckSpec
         "forward_pass": lambda c: rc.forward_pass(dirs(c), c.wmtp.device),
     }
     return [
-        replace(spec, body=own[spec.name], source=rc) if spec.name in own else spec
+        replace(spec, body=own[spec.name], source=rc if hasattr(rc, spec.name) else mc)
+        if spec.name in own
+        else spec
         for spec in specs
     ]
 
