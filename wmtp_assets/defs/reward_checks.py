@@ -4,6 +4,7 @@ runs its forward (``validate.reward_model_checks``), and the layout check of its
 
 from collections.abc import Sequence
 from dataclasses import replace
+from types import ModuleType
 
 import dagster as dg
 
@@ -25,14 +26,14 @@ def reward_model_specs(specs: Sequence[CheckSpec], model: str) -> list[CheckSpec
         vocab = {model: rc.stored_vocab_size(dirs(given))}
         return mc.tokenizer_sha256_shared(folders, given.wmtp.settings.tokenizer_sha256, vocab)
 
-    own: dict[str, Body] = {
-        "keys_and_shapes_match_config": lambda c: rc.keys_and_shapes_match_config(dirs(c)),
-        "configs_agree": lambda c: rc.configs_agree(dirs(c)),
-        "tokenizer_sha256_shared": tokenizer_shared,
-        "forward_pass": lambda c: rc.forward_pass(dirs(c), c.wmtp.device),
+    own: dict[str, tuple[Body, ModuleType]] = {
+        "keys_and_shapes_match_config": (lambda c: rc.keys_and_shapes_match_config(dirs(c)), rc),
+        "configs_agree": (lambda c: rc.configs_agree(dirs(c)), rc),
+        "tokenizer_sha256_shared": (tokenizer_shared, mc),
+        "forward_pass": (lambda c: rc.forward_pass(dirs(c), c.wmtp.device), rc),
     }
     return [
-        replace(spec, body=own[spec.name], source=rc if hasattr(rc, spec.name) else mc)
+        replace(spec, body=own[spec.name][0], source=own[spec.name][1])
         if spec.name in own
         else spec
         for spec in specs

@@ -12,6 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from wmtp_assets.files.layout import ModelDirs
 from wmtp_assets.models.convert_reward_llama import convert_reward_llama
+from wmtp_assets.validate import forward_equivalence as fe
 from wmtp_assets.validate import reward_model_checks as rc
 from wmtp_assets_tests.models.checkpoint_fixtures import make_tokenizer
 from wmtp_assets_tests.models.test_convert_reward_llama import _raw
@@ -42,6 +43,14 @@ def test_a_conversion_passes_every_reward_check(converted: ModelDirs) -> None:
     assert outcome.details["reference"] == "source trace"
     # float32 source: the rewards differ by float16 rounding only, not by nothing
     assert 0 < abs(outcome.details["stored_reward"] - outcome.details["source_reward"]) < 1e-2
+
+
+def test_the_streamed_forward_is_the_whole_reference_model(converted: ModelDirs) -> None:
+    """The stored file streamed block by block = transformers' LlamaModel + v_head loaded
+    whole from it (the card's module), position by position."""
+    arch = rc.stored_architecture(converted)
+    report = fe.compare_to_whole_model(arch, converted.safetensors, torch.device("cpu"))
+    assert report.logits_shape == [1, 8, 1, 1] and not report.problems, report.problems
 
 
 def _scaled(tensor: torch.Tensor) -> torch.Tensor:
