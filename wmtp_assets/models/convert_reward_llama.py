@@ -3,13 +3,15 @@ a Llama ``config.json`` and ``tokenizer.model``.
 
 The checkpoint's key layout is read from the file's own index (its pickle, memory-mapped: no
 tensor bytes) and must be one ``models.reward_llama`` accepts; the expected tensors are that
-layout's decoder plus ``v_head.weight`` ``[1, hidden]`` (:func:`~wmtp_assets.models.shapes.
-llama_reward_shapes`); names are kept; ``*.rotary_emb.inv_freq`` buffers are dropped as for
-Sheared-LLaMA; anything else, or a tensor that is not float, is refused by name before anything
-is written. The stored folder is the trainer's (``setup_models.py``): ``safetensors/`` holds
-the weights and seal only (a reward model is no ``from_pretrained`` causal LM), the config goes
-to ``configs/``, the tokenizer files (with a proven ``tokenizer.json``) to ``tokenizer/``. The
-rest is :mod:`wmtp_assets.models.fp16_conversion`.
+layout's decoder plus ``v_head.weight`` ``[1, hidden]`` (``shapes.llama_reward_shapes``);
+names are kept; ``*.rotary_emb.inv_freq`` buffers are dropped as for Sheared-LLaMA, and so are
+the card module's copies of the chat model (``model.model.*``, proven to be the
+``transformer.*`` tensors, and ``model.lm_head.weight``); anything else, or a tensor that is
+not float, is refused by name before anything is written. The stored folder is the trainer's
+(``setup_models.py``): ``safetensors/`` holds the weights and seal only (a reward model is no
+``from_pretrained`` causal LM), the config goes to ``configs/``, the tokenizer files (with a
+proven ``tokenizer.json``) to ``tokenizer/``. The rest is
+:mod:`wmtp_assets.models.fp16_conversion`.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from wmtp_assets.models.fp16_conversion import (
 )
 from wmtp_assets.models.reward_llama import (
     LlamaRewardArchitecture,
-    decoder_prefix,
+    checkpoint_layout,
     read_reward_config,
 )
 from wmtp_assets.models.shapes import REWARD_HEAD, llama_reward_shapes
@@ -45,12 +47,11 @@ CHECKPOINT = "pytorch_model.bin"
 SHARED_TOKENIZER_WITH = "meta-llama-mtp"
 
 
-def checkpoint_prefix(checkpoint: Path, progress: Progress | None = None) -> str:
-    """The decoder prefix of ``checkpoint``'s keys (``reward_llama.decoder_prefix``), read from
-    its pickle without reading tensor bytes."""
+def read_layout(checkpoint: Path, progress: Progress | None = None) -> tuple[str, list[str]]:
+    """The decoder prefix of ``checkpoint``'s keys and the card-model entries to drop
+    (``reward_llama.checkpoint_layout``), from its pickle without reading tensor bytes."""
     with open_checkpoint(checkpoint, notify=progress) as opened:
-        names = opened.names
-    return decoder_prefix(names, str(checkpoint))
+        return checkpoint_layout(opened, str(checkpoint))
 
 
 def reward_llama_plan(
@@ -66,7 +67,8 @@ def reward_llama_plan(
     config_path = raw_dir / "config.json"
     config = read_reward_config(config_path)
     checkpoint = raw_dir / CHECKPOINT
-    prefix = checkpoint_prefix(checkpoint, progress)
+    prefix, card_entries = read_layout(checkpoint, progress)
+    dropped = set(card_entries)
     tokenizer_model = raw_dir / "tokenizer.model"
     tokenizer = shared_tokenizer(tokenizer_model, reference_tokenizer_sha256)
 
@@ -84,7 +86,7 @@ def reward_llama_plan(
         expected=llama_reward_shapes(config, prefix, source=str(config_path)),
         against=f"{config_path} (a Llama reward model, decoder keys under {prefix!r})",
         architecture=LlamaRewardArchitecture(config, prefix),
-        is_dropped=lambda name: name.endswith(DROPPED_SUFFIX),
+        is_dropped=lambda name: name.endswith(DROPPED_SUFFIX) or name in dropped,
         configs=configs,
         folders=(dirs.configs, dirs.tokenizer),
         source=source_info(ARCHITECTURE, provenance),

@@ -8,9 +8,13 @@ sequence is ``v_head`` of the last hidden state at the position before the first
 file's key names are not documented. The layouts accepted are the ones that loading code fills:
 the decoder's keys under one of :data:`DECODER_PREFIXES` (``transformer.`` as the module's own
 state dict names them; ``model.model.`` through its ``model`` attribute; ``model.`` or none as
-``LlamaForCausalLM`` / ``LlamaModel`` save them) plus ``v_head.weight``. Names are kept as the
-file has them, like the trainer's own conversion (``save_file`` of the loaded state dict); the
-prefix found is recorded in ``metadata.json``.
+``LlamaForCausalLM`` / ``LlamaModel`` save them) plus ``v_head.weight``. The card's module
+also holds the whole chat model it was built from as ``model``, so its complete state dict
+repeats the decoder under ``model.model.`` beside ``transformer.`` (``torch.save`` stores the
+shared tensors once) and adds ``model.lm_head.weight``, which the reward never reads: those
+entries (:func:`card_model_entries`) are dropped once proven to be the very ``transformer.``
+tensors. Names are kept as the file has them, like the trainer's own conversion (``save_file``
+of the loaded state dict); the prefix found is recorded in ``metadata.json``.
 """
 
 from __future__ import annotations
@@ -22,13 +26,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from wmtp_assets.models.checkpoint_reader import open_checkpoint
+from wmtp_assets.models.checkpoint_reader import LazyCheckpoint, open_checkpoint
 from wmtp_assets.models.hf_llama import read_llama_config
 from wmtp_assets.models.shapes import REWARD_HEAD
 from wmtp_assets.models.streamed_architectures import HFLlamaArchitecture, quiet_transformers
 
 DECODER_PREFIXES = ("transformer.", "model.model.", "model.", "")
 """Where the decoder's keys may sit, most specific first (see the module docstring)."""
+CARD_DUPLICATE_PREFIXES = ("transformer.", "model.model.")
 PAD_ID = 0
 CONFIG_ARCHITECTURES = ("LlamaForCausalLM", "LlamaModel")
 """What upstream's ``config.json`` may name: the chat model's config, or its decoder's."""
@@ -60,6 +65,43 @@ def decoder_prefix(names: Collection[str], source: str) -> str:
         f"{source}: {len(names)} tensors with {what}; a Llama reward model has one of "
         f"{accepted} and its layers beside {REWARD_HEAD!r}. Found: {shown}"
         + (" …" if len(names) > _SHOWN else "")
+    )
+
+
+def card_model_entries(names: Collection[str]) -> list[str]:
+    """The entries of the card module's ``model`` attribute (see the module docstring) when
+    ``names`` is that module's complete state dict: empty unless the decoder is both under
+    ``transformer.`` and under ``model.model.``."""
+    if not {f"{p}embed_tokens.weight" for p in CARD_DUPLICATE_PREFIXES} <= set(names):
+        return []
+    return sorted(n for n in names if n.startswith(("model.model.", "model.lm_head.")))
+
+
+def checkpoint_layout(checkpoint: LazyCheckpoint, source: str) -> tuple[str, list[str]]:
+    """The decoder prefix of ``checkpoint`` and the card-model entries it may drop, each proven
+    to be the ``transformer.`` tensor of the same name (same storage bytes, shape and strides:
+    read from the pickle, no tensor bytes); else :class:`RewardLayoutError` naming it."""
+    names = set(checkpoint.names)
+    entries = card_model_entries(names)
+    for name in entries:
+        if not name.startswith("model.model."):
+            continue
+        kept = "transformer." + name.removeprefix("model.model.")
+        if kept not in names or not _same_tensor(checkpoint.get(name), checkpoint.get(kept)):
+            raise RewardLayoutError(
+                f"{source}: {name} is not the tensor {kept} (the card's module shares them); "
+                "refusing to drop either"
+            )
+    return decoder_prefix(names - set(entries), source), entries
+
+
+def _same_tensor(a: Tensor, b: Tensor) -> bool:
+    return (
+        a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+        and a.storage_offset() == b.storage_offset()
+        and a.shape == b.shape
+        and a.stride() == b.stride()
+        and a.dtype == b.dtype
     )
 
 

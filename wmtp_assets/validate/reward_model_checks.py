@@ -22,7 +22,7 @@ from wmtp_assets.files.layout import ModelDirs
 from wmtp_assets.models.artifact import WEIGHTS, seal_name
 from wmtp_assets.models.checkpoint_reader import open_checkpoint
 from wmtp_assets.models.convert_hf_llama import DROPPED_SUFFIX
-from wmtp_assets.models.convert_reward_llama import CHECKPOINT
+from wmtp_assets.models.convert_reward_llama import CHECKPOINT, read_layout
 from wmtp_assets.models.reward_llama import (
     LlamaRewardArchitecture,
     RewardLayoutError,
@@ -77,10 +77,17 @@ def _shapes_outcome(
 def raw_keys_match_config(raw_dir: Path) -> CheckOutcome:
     """The upstream ``pytorch_model.bin`` (read from its own index: the pickle, no tensor bytes)
     holds a Llama reward model in a layout the conversion accepts, with exactly the tensors
-    ``config.json`` implies (``rotary_emb.inv_freq`` buffers aside); else the keys found."""
-    found = _shapes_of(raw_dir / CHECKPOINT)
-    kept = {n: s for n, s in found.items() if not n.endswith(DROPPED_SUFFIX)}
-    return _shapes_outcome(raw_dir / CHECKPOINT, raw_dir / "config.json", kept)
+    ``config.json`` implies (what the conversion drops aside: ``rotary_emb.inv_freq`` buffers,
+    the card module's proven copies of the chat model); else the keys found."""
+    path = raw_dir / CHECKPOINT
+    try:
+        _, card_entries = read_layout(path)
+    except RewardLayoutError as exc:
+        return CheckOutcome.fail(str(exc), file=str(path))
+    dropped = set(card_entries)
+    found = _shapes_of(path)
+    kept = {n: s for n, s in found.items() if not n.endswith(DROPPED_SUFFIX) and n not in dropped}
+    return _shapes_outcome(path, raw_dir / "config.json", kept)
 
 
 def keys_and_shapes_match_config(dirs: ModelDirs) -> CheckOutcome:

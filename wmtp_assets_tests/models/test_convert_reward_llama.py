@@ -154,3 +154,42 @@ def test_a_value_float16_cannot_hold_is_refused(tmp_path: Path, tokenizer: Path)
     torch.save(state, raw / "pytorch_model.bin")
     with pytest.raises(Float16RangeError, match=r"v_head\.weight"):
         convert_reward_llama(raw, ModelDirs(tmp_path / "out"), None, None, "test")
+
+
+def _card_module_state(config: dict[str, object]) -> dict[str, torch.Tensor]:
+    """The model card's whole module: the chat model as ``model``, its decoder as
+    ``transformer`` (the same module), and ``v_head``; its complete state dict."""
+    torch.manual_seed(6)
+    module = torch.nn.Module()
+    module.model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**config))
+    module.transformer = module.model.model
+    module.v_head = torch.nn.Linear(int(str(config["hidden_size"])), 1, bias=False)
+    return module.state_dict()
+
+
+def test_the_cards_complete_state_dict_converts_without_its_chat_model(
+    tmp_path: Path, tokenizer: Path
+) -> None:
+    raw, _ = _raw(tmp_path, tokenizer, torch.float32)
+    config = json.loads((raw / "config.json").read_text())
+    state = _card_module_state(config)
+    torch.save(state, raw / "pytorch_model.bin")  # shared tensors stored once
+    dirs = ModelDirs(tmp_path / "out")
+    outcome = convert_reward_llama(raw, dirs, None, None, "test")
+    stored = load_file(dirs.weights)
+    kept = sorted(n for n in state if n.startswith("transformer.") or n == "v_head.weight")
+    assert sorted(stored) == kept
+    for name in kept:
+        assert torch.equal(stored[name], state[name].to(torch.float16)), name
+    assert outcome.report is not None
+    assert sorted(outcome.report.dropped_keys) == sorted(set(state) - set(kept))
+    assert "model.lm_head.weight" in outcome.report.dropped_keys
+
+
+def test_a_chat_model_copy_that_differs_is_refused(tmp_path: Path, tokenizer: Path) -> None:
+    raw, _ = _raw(tmp_path, tokenizer, torch.float32)
+    config = json.loads((raw / "config.json").read_text())
+    state = {n: t.clone() for n, t in _card_module_state(config).items()}  # no longer shared
+    torch.save(state, raw / "pytorch_model.bin")
+    with pytest.raises(RewardLayoutError, match=r"model\.model\.\S+ is not the tensor"):
+        convert_reward_llama(raw, ModelDirs(tmp_path / "out"), None, None, "test")

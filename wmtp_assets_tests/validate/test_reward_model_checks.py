@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,7 @@ from wmtp_assets.models.convert_reward_llama import convert_reward_llama
 from wmtp_assets.validate import forward_equivalence as fe
 from wmtp_assets.validate import reward_model_checks as rc
 from wmtp_assets_tests.models.checkpoint_fixtures import make_tokenizer
-from wmtp_assets_tests.models.test_convert_reward_llama import _raw
+from wmtp_assets_tests.models.test_convert_reward_llama import _card_module_state, _raw
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +108,15 @@ def test_raw_check_fails_on_a_missing_value_head(copy: ModelDirs) -> None:
     torch.save(state, copy.raw / "pytorch_model.bin")
     outcome = rc.raw_keys_match_config(copy.raw)
     assert not outcome.passed and outcome.details["missing"] == ["v_head.weight"]
+
+
+def test_raw_check_accepts_the_cards_complete_state_dict_only_when_shared(
+    copy: ModelDirs,
+) -> None:
+    config = json.loads((copy.raw / "config.json").read_text())
+    state = _card_module_state(config)
+    torch.save(state, copy.raw / "pytorch_model.bin")
+    assert rc.raw_keys_match_config(copy.raw).passed
+    torch.save({n: t.clone() for n, t in state.items()}, copy.raw / "pytorch_model.bin")
+    outcome = rc.raw_keys_match_config(copy.raw)
+    assert not outcome.passed and "is not the tensor" in outcome.summary
