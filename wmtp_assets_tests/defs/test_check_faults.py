@@ -198,6 +198,15 @@ def raw_checkpoint_flipped(root: Path) -> None:
     _flip_byte(raw, raw.stat().st_size // 2)
 
 
+def reward_raw_relaid_out(root: Path) -> None:
+    """The reward model's upstream file saved again with its decoder under another name."""
+    import torch
+
+    raw = Layout(root).model("starling_rm_7b").raw / "pytorch_model.bin"
+    state = torch.load(raw, weights_only=True)
+    torch.save({n.replace("transformer.", "backbone."): t for n, t in state.items()}, raw)
+
+
 def raw_record_deleted(root: Path) -> None:
     (Layout(root).model("meta_llama_mtp").raw / "SOURCE.json").unlink()
 
@@ -388,6 +397,14 @@ FAULTS = {
         [],
         {"models/meta_llama_mtp/raw:raw_matches_source", f"models/meta_llama_mtp/raw:{SEALED}"},
         "consolidated.pth",
+    ),
+    "reward_raw_relaid_out": Fault(
+        reward_raw_relaid_out,
+        ["starling_rm_7b"],
+        [],
+        {f"models/starling_rm_7b/raw:{c}" for c in ("raw_keys_match_config", "raw_matches_source")}
+        | {f"models/starling_rm_7b/raw:{SEALED}"},
+        "21 tensors with no decoder",
     ),
     "raw_record_deleted": Fault(
         raw_record_deleted,
