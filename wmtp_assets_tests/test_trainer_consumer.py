@@ -39,6 +39,7 @@ PARTITIONS = [
 TRAINER_MODELS = {  # trainer folder -> the contract's models_v2 folder
     "meta-llama-mtp": "meta-llama-mtp",
     "ref-sheared-llama-2.7b": "ref-sheared-llama-2.7b",
+    "starling-rm-7b": "starling-rm-7b",
     "micro-mtp": "micro-mtp",
     "micro-reference": "micro-ref",
 }
@@ -155,6 +156,40 @@ def test_every_trainer_model_folder_opens_with_from_pretrained(workdir: Path, pa
         stored = load_file(weights)
         for name, tensor in model.state_dict().items():
             assert torch.equal(tensor, stored[name].float()), name
+
+
+def test_the_reward_model_loads_onto_the_cards_module_and_scores(
+    workdir: Path, sp: spm.SentencePieceProcessor
+) -> None:
+    """Starling-RM's model card: ``transformer`` (a LlamaModel from its config) and a bias-free
+    ``v_head``; the stored file fills that module exactly (strict) in float16, and the reward of
+    a right-padded sequence (pad 0) is the one of the same sequence unpadded."""
+    import torch
+    import transformers
+    from safetensors.torch import load_file
+
+    folder = Path("storage/models/starling-rm-7b")
+    config = json.loads((folder / "configs/config.json").read_text())
+    assert config["torch_dtype"] == "float16" and config["vocab_size"] == sp.vocab_size()
+    module = torch.nn.Module()
+    module.transformer = transformers.LlamaModel(transformers.LlamaConfig(**config))
+    module.v_head = torch.nn.Linear(config["hidden_size"], 1, bias=False)
+    stored = load_file(folder / "safetensors/model.safetensors")
+    assert {t.dtype for t in stored.values()} == {torch.float16}
+    module.load_state_dict(stored, strict=True)
+    module.float().eval()
+
+    def reward(ids: list[int], length: int) -> float:
+        tokens = torch.tensor([ids])
+        mask = (torch.arange(len(ids)) < length).long()[None]
+        with torch.no_grad():
+            hidden = module.transformer(input_ids=tokens, attention_mask=mask).last_hidden_state
+            return float(module.v_head(hidden)[0, length - 1, 0])
+
+    ids = [1, *sp.encode("def add(a, b):\n    return a + b")]
+    alone = reward(ids, len(ids))
+    assert torch.isfinite(torch.tensor(alone))
+    assert reward([*ids, 0, 0, 0], len(ids)) == pytest.approx(alone, abs=1e-5)
 
 
 @pytest.mark.parametrize("name", list(TRAINER_MODELS))

@@ -54,9 +54,12 @@ from wmtp_assets.defs.models import (
     MODEL_ASSETS,
     SHEARED_RAW,
     SHEARED_SAFETENSORS,
+    STARLING_RAW,
+    STARLING_SAFETENSORS,
     TOKENIZER,
 )
 from wmtp_assets.defs.resources import WmtpResource
+from wmtp_assets.defs.reward_checks import reward_model_specs, reward_raw_spec
 from wmtp_assets.defs.seal_checks import same_run_hashes, sealed_spec
 from wmtp_assets.files.hashing import shared_hashes
 from wmtp_assets.files.layout import DatasetDirs, ModelDirs
@@ -275,6 +278,12 @@ MODEL_CHECK_SPECS = [
     *_model_specs(MICRO_REF, "micro_ref", "hf_llama", micro=True),
     *_model_specs(META_SAFETENSORS, "meta_llama_mtp", "meta"),
     *_model_specs(SHEARED_SAFETENSORS, "ref_sheared_llama_2_7b", "hf_llama"),
+    _raw_spec(STARLING_RAW, "starling_rm_7b"),
+    reward_raw_spec(STARLING_RAW, "starling_rm_7b"),
+    sealed_spec(STARLING_RAW),
+    *reward_model_specs(
+        _model_specs(STARLING_SAFETENSORS, "starling_rm_7b", "hf_llama"), "starling_rm_7b"
+    ),
 ]
 
 

@@ -1,5 +1,6 @@
 """Assets of group ``models``: raw downloads, the shared tokenizer, the float16 conversions of
-the real checkpoints and the micro models.
+the three real checkpoints (Meta MTP, Sheared-LLaMA, the Starling reward model) and the micro
+models.
 
 A conversion is skipped, and the artifact reported current, when its stored ``metadata.json``
 records the same raw-file SHA256s and the same ``code_version`` and every stored file still has
@@ -31,6 +32,7 @@ from wmtp_assets.files.lock import artifact_lock
 from wmtp_assets.files.trainer_view import link_model
 from wmtp_assets.models.convert_hf_llama import convert_hf_llama
 from wmtp_assets.models.convert_meta import convert_meta_mtp
+from wmtp_assets.models.convert_reward_llama import convert_reward_llama
 from wmtp_assets.models.fp16_conversion import WEIGHTS, Float16Outcome, raw_provenance
 from wmtp_assets.models.micro import (
     MICRO_CODE_VERSION,
@@ -43,7 +45,7 @@ from wmtp_assets.models.tokenizer_files import (
     tokenizer_info,
     write_tokenizer_folder,
 )
-from wmtp_assets.models.upstream import META_MTP, SHEARED_LLAMA
+from wmtp_assets.models.upstream import META_MTP, SHEARED_LLAMA, STARLING_RM
 from wmtp_assets.validate.model_checks import resolve_device
 
 # The group of ARCHITECTURE's contract (``--select group:models``). The lineage labels a node with
@@ -314,12 +316,75 @@ def sheared_safetensors(
     return _materialize_result(wmtp.layout.root, dirs, outcome)
 
 
+STARLING_RAW = dg.AssetKey(["models", "starling_rm_7b", "raw"])
+STARLING_SAFETENSORS = dg.AssetKey(["models", "starling_rm_7b", "safetensors"])
+
+
+@dg.asset(
+    key=STARLING_RAW,
+    group_name=GROUP,
+    kinds={"huggingface"},
+    pool="download",
+    op_tags=step_tags("download"),
+    owners=OWNERS,
+    tags=asset_tags("upstream"),
+    description="`models_v2/starling-rm-7b/raw/`: the Starling-RM-7B-alpha reward model's "
+    "pytorch_model.bin, config.json and tokenizer.model, exact upstream bytes, with SOURCE.json.",
+)
+@explained
+def starling_raw(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.MaterializeResult:
+    dirs = wmtp.layout.model("starling_rm_7b")
+    return fetch_raw(
+        context,
+        wmtp,
+        STARLING_RM.repo_id,
+        "model",
+        STARLING_RM.revision,
+        STARLING_RM.patterns,
+        dirs.raw,
+    )
+
+
+@dg.asset(
+    key=STARLING_SAFETENSORS,
+    deps=[STARLING_RAW, TOKENIZER],
+    group_name=GROUP,
+    kinds={"pytorch", "safetensors"},
+    code_version=CONVERSION_CODE_VERSION,
+    op_tags=step_tags("convert"),
+    owners=OWNERS,
+    tags=asset_tags("converted"),
+    description="`models_v2/starling-rm-7b/safetensors/model.safetensors` (with SHA256SUMS, "
+    "configs/config.json, tokenizer/ and metadata.json): the Starling-RM-7B-alpha reward model "
+    "(Llama decoder + v_head) in float16 with the upstream key names.",
+)
+@explained
+def starling_safetensors(
+    context: dg.AssetExecutionContext, wmtp: WmtpResource
+) -> dg.MaterializeResult:
+    dirs = wmtp.layout.model("starling_rm_7b")
+    outcome = convert_reward_llama(
+        dirs.raw,
+        dirs,
+        raw_provenance(dirs.raw),
+        wmtp.settings.tokenizer_sha256,
+        CONVERSION_CODE_VERSION,
+        context.log.info,
+        reuse_current=True,
+        device=_trace_device(context, wmtp),
+    )
+    link_model(wmtp.layout, "starling_rm_7b")
+    return _materialize_result(wmtp.layout.root, dirs, outcome)
+
+
 MODEL_ASSETS = [
     meta_llama_mtp_raw,
     meta_llama_mtp_tokenizer,
     meta_safetensors,
     sheared_raw,
     sheared_safetensors,
+    starling_raw,
+    starling_safetensors,
     micro_mtp,
     micro_ref,
 ]

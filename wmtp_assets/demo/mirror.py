@@ -14,7 +14,12 @@ from pydantic import BaseModel
 
 from wmtp_assets.data.partitions import DATASETS
 from wmtp_assets.demo.dataset_mirror import build_dataset_mirror
-from wmtp_assets.demo.model_mirror import DEMO_COMMIT, build_meta_repo, build_sheared_repo
+from wmtp_assets.demo.model_mirror import (
+    DEMO_COMMIT,
+    build_meta_repo,
+    build_sheared_repo,
+    build_starling_repo,
+)
 from wmtp_assets.demo.tokenizer import LLAMA2_TOKENIZER
 from wmtp_assets.files.hashing import sha256_file
 from wmtp_assets.sources import RepoRef, write_mirror_manifest
@@ -34,6 +39,7 @@ def build_demo_mirror(root: Path) -> DemoMirror:
     sha256 = sha256_file(LLAMA2_TOKENIZER)
     build_meta_repo(root, LLAMA2_TOKENIZER)
     build_sheared_repo(root, LLAMA2_TOKENIZER, sha256)
+    build_starling_repo(root, LLAMA2_TOKENIZER)
     build_dataset_mirror(root)
     for spec in DATASETS.values():
         pinned = re.fullmatch(r"[0-9a-f]{40}", spec.revision) is not None

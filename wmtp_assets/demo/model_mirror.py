@@ -6,6 +6,9 @@ sometimes carry), ``7B_1T_4/params.json`` in Meta's spelling, and ``tokenizer.mo
 ``princeton-nlp/Sheared-LLaMA-2.7B``: sharded ``pytorch_model-0000K-of-0000N.bin`` files with
 ``pytorch_model.bin.index.json``, ``config.json``, ``generation_config.json`` and the tokenizer
 files, including the ``rotary_emb.inv_freq`` buffers old transformers versions saved.
+``berkeley-nest/Starling-RM-7B-alpha``: one bfloat16 ``pytorch_model.bin`` (``torch.save`` of
+the reward module's state dict: ``transformer.<LlamaModel keys>`` and ``v_head.weight``), a
+Llama ``config.json`` and ``tokenizer.model``.
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ from wmtp_assets.files.atomic import atomic_copy, atomic_write_bytes, atomic_wri
 from wmtp_assets.models.hf_llama import llama_config
 from wmtp_assets.models.mtp.args import ModelArgs
 from wmtp_assets.models.seeded_init import seeded_state_dict
-from wmtp_assets.models.shapes import hf_llama_shapes, meta_shapes
+from wmtp_assets.models.shapes import hf_llama_shapes, llama_reward_shapes, meta_shapes
 from wmtp_assets.models.tokenizer_files import load_sentencepiece, write_tokenizer_folder
 from wmtp_assets.sources import RepoRef, mirror_repo_dir, write_mirror_manifest
 
 META_REPO = "facebook/multi-token-prediction"
 SHEARED_REPO = "princeton-nlp/Sheared-LLaMA-2.7B"
+STARLING_REPO = "berkeley-nest/Starling-RM-7B-alpha"
 DEMO_REVISION = "main"
 DEMO_COMMIT = "0" * 39 + "1"
 
@@ -108,6 +112,31 @@ def build_sheared_repo(
         repo / "generation_config.json", {"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0}
     )
     write_tokenizer_folder(tokenizer_model, repo, tokenizer_sha256)
+    write_mirror_manifest(mirror_root, ref, DEMO_COMMIT)
+    return repo
+
+
+def build_starling_repo(
+    mirror_root: Path, tokenizer_model: Path, seed: int = 13, prefix: str = "transformer."
+) -> Path:
+    """Write the tiny Starling-RM repo: one bfloat16 ``pytorch_model.bin`` with the decoder's
+    keys under ``prefix``, ``config.json`` and ``tokenizer.model``."""
+    ref = _demo_ref(STARLING_REPO)
+    repo = mirror_repo_dir(mirror_root, ref)
+    config = llama_config(
+        hidden_size=64,
+        intermediate_size=160,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        vocab_size=load_sentencepiece(tokenizer_model).vocab_size(),
+        torch_dtype="bfloat16",
+    )
+    shapes = llama_reward_shapes(config, prefix)
+    _torch_save(
+        seeded_state_dict(shapes, seed=seed, dtype=torch.bfloat16), repo / "pytorch_model.bin"
+    )
+    atomic_write_json(repo / "config.json", config)
+    atomic_copy(tokenizer_model, repo / "tokenizer.model")
     write_mirror_manifest(mirror_root, ref, DEMO_COMMIT)
     return repo
 

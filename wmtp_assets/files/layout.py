@@ -117,6 +117,7 @@ class DatasetDirs:
 MODEL_FOLDERS = {
     "meta_llama_mtp": "meta-llama-mtp",
     "ref_sheared_llama_2_7b": "ref-sheared-llama-2.7b",
+    "starling_rm_7b": "starling-rm-7b",
     "micro_mtp": "micro-mtp",
     "micro_ref": "micro-ref",
 }

@@ -21,6 +21,7 @@ from wmtp_assets.files.layout import Layout
 TRAINER_MODEL_NAMES: dict[str, str] = {
     "meta-llama-mtp": "meta-llama-mtp",
     "ref-sheared-llama-2.7b": "ref-sheared-llama-2.7b",
+    "starling-rm-7b": "starling-rm-7b",
     "micro-mtp": "micro-mtp",
     "micro-ref": "micro-reference",
 }

@@ -14,12 +14,13 @@ SentencePiece's under transformers 5. The rest is :mod:`wmtp_assets.models.fp16_
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from wmtp_assets.files.atomic import json_bytes
 from wmtp_assets.files.layout import ModelDirs
+from wmtp_assets.models.artifact import TokenizerInfo
 from wmtp_assets.models.checkpoint_reader import open_hf_shards
 from wmtp_assets.models.fp16_conversion import (
     Float16Outcome,
@@ -59,26 +60,16 @@ def hf_llama_plan(
     config = read_llama_config(config_path)
     expected = hf_llama_shapes(config, source=str(config_path))
     tokenizer_model = tokenizer_dir / "tokenizer.model"
-    if not tokenizer_model.is_file():
-        raise FileNotFoundError(f"{tokenizer_dir}: tokenizer files missing: ['tokenizer.model']")
-    tokenizer = tokenizer_info(tokenizer_model).model_copy(
-        update={"shared_with_sha256": reference_tokenizer_sha256}
-    )
+    tokenizer = shared_tokenizer(tokenizer_model, reference_tokenizer_sha256)
 
     def configs(dtype: str) -> dict[Path, bytes | Path]:
-        stored_config = {**config, "torch_dtype": dtype}
-        if "dtype" in config:
-            stored_config["dtype"] = dtype
-        files: dict[Path, bytes | Path] = {
-            dirs.configs / "config.json": json_bytes(stored_config),
-            dirs.safetensors / "config.json": json_bytes(stored_config),
-        }
+        both = (dirs.configs, dirs.safetensors)
+        files = config_and_tokenizer_files(
+            config, dtype, tokenizer_model, both, (dirs.tokenizer, dirs.safetensors)
+        )
         if (raw_dir / "generation_config.json").is_file():
             files[dirs.safetensors / "generation_config.json"] = raw_dir / "generation_config.json"
-        for name, data in tokenizer_folder_files(tokenizer_model).items():
-            files[dirs.tokenizer / name] = data
-            files[dirs.safetensors / name] = data
-        root = root_configs(dirs, stored_config, expected)
+        root = root_configs(dirs, stored_config(config, dtype), expected)
         files |= {path: json_bytes(value) for path, value in root.items()}
         return files
 
@@ -102,6 +93,42 @@ def hf_llama_plan(
             config_path, checkpoint, tokenizer.vocab_size
         ),
     )
+
+
+def shared_tokenizer(tokenizer_model: Path, reference_sha256: str | None) -> TokenizerInfo:
+    """``tokenizer_model``'s identity, beside the reference tokenizer's SHA256 (a check proves
+    they are equal); a missing file is an error naming its folder."""
+    if not tokenizer_model.is_file():
+        raise FileNotFoundError(
+            f"{tokenizer_model.parent}: tokenizer files missing: ['tokenizer.model']"
+        )
+    return tokenizer_info(tokenizer_model).model_copy(
+        update={"shared_with_sha256": reference_sha256}
+    )
+
+
+def stored_config(config: Mapping[str, Any], dtype: str) -> dict[str, Any]:
+    """Upstream's ``config.json`` naming the dtype the weights are stored in."""
+    stored = {**config, "torch_dtype": dtype}
+    if "dtype" in config:
+        stored["dtype"] = dtype
+    return stored
+
+
+def config_and_tokenizer_files(
+    config: Mapping[str, Any],
+    dtype: str,
+    tokenizer_model: Path,
+    config_folders: Sequence[Path],
+    tokenizer_folders: Sequence[Path],
+) -> dict[Path, bytes | Path]:
+    """The stored ``config.json`` in each of ``config_folders`` and the tokenizer files made
+    from ``tokenizer_model`` (``tokenizer_files``) in each of ``tokenizer_folders``."""
+    data = json_bytes(stored_config(config, dtype))
+    files: dict[Path, bytes | Path] = {folder / "config.json": data for folder in config_folders}
+    for name, content in tokenizer_folder_files(tokenizer_model).items():
+        files |= {folder / name: content for folder in tokenizer_folders}
+    return files
 
 
 def convert_hf_llama(

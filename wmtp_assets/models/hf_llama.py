@@ -15,18 +15,21 @@ class HFConfigError(ValueError):
     """A config.json field that is missing, mistyped or unsupported."""
 
 
-def read_llama_config(path: Path) -> dict[str, Any]:
-    """A ``config.json`` that describes a ``LlamaForCausalLM``; errors name the file."""
+def read_llama_config(
+    path: Path, architectures: tuple[str, ...] = ("LlamaForCausalLM",)
+) -> dict[str, Any]:
+    """A ``config.json`` whose ``architectures`` include one of ``architectures`` (a Llama
+    decoder this project knows); errors name the file."""
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise HFConfigError(f"{path}: not a readable JSON config ({exc})") from exc
     if not isinstance(config, dict):
         raise HFConfigError(f"{path}: expected a JSON object")
-    if "LlamaForCausalLM" not in (config.get("architectures") or []):
+    if not set(architectures) & set(config.get("architectures") or []):
         raise HFConfigError(
             f"{path}: architectures {config.get('architectures')!r} does not include "
-            "LlamaForCausalLM, the only layout this conversion knows"
+            f"{' or '.join(architectures)}, the layouts this conversion knows"
         )
     return config
 

@@ -1,4 +1,5 @@
-"""Tensor names and shapes a config implies (Meta MTP and HF Llama), and the one diff of them.
+"""Tensor names and shapes a config implies (Meta MTP, HF Llama, a Llama reward model), and
+the one diff of them.
 
 Both conversions check a checkpoint against these before writing anything, the model checks a
 state dict before loading it, and the ``keys_and_shapes_match_config`` check compares a stored
@@ -87,6 +88,23 @@ def hf_llama_shapes(config: Mapping[str, Any], source: str = "config.json") -> S
             f"{p}.post_attention_layernorm.weight": (hidden,),
         }
     return shapes
+
+
+REWARD_HEAD = "v_head.weight"
+
+
+def llama_reward_shapes(
+    config: Mapping[str, Any], prefix: str, source: str = "config.json"
+) -> Shapes:
+    """A Llama reward model's parameters (Starling-RM, REFERENCE §11): ``LlamaModel`` (the
+    decoder without ``lm_head``) under ``prefix`` (``transformer.``, ``model.`` or none), and
+    the bias-free value head ``v_head.weight`` ``[1, hidden]``."""
+    decoder = {
+        prefix + name.removeprefix("model."): shape
+        for name, shape in hf_llama_shapes(config, source).items()
+        if name != "lm_head.weight"
+    }
+    return {**decoder, REWARD_HEAD: (1, _int_field(config, "hidden_size", source))}
 
 
 class ShapeDiff(BaseModel):

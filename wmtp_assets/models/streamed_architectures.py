@@ -141,7 +141,7 @@ class HFLlamaArchitecture(StreamedArchitecture):
         return result
 
     def whole_model_logits(self, folder: Path, tokens: Tensor, device: torch.device) -> Tensor:
-        with _quiet_transformers(self.transformers):
+        with quiet_transformers(self.transformers):
             model: nn.Module = self.transformers.AutoModelForCausalLM.from_pretrained(
                 folder, dtype=torch.float32, attn_implementation="sdpa"
             )
@@ -150,7 +150,7 @@ class HFLlamaArchitecture(StreamedArchitecture):
 
 
 @contextlib.contextmanager
-def _quiet_transformers(transformers: Any) -> Iterator[None]:
+def quiet_transformers(transformers: Any) -> Iterator[None]:
     """No "Loading weights" progress bar in check output."""
     hf_logging = transformers.utils.logging
     was_enabled = hf_logging.is_progress_bar_enabled()

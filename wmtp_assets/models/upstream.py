@@ -1,8 +1,8 @@
 """Which upstream repos, revisions and files the model assets fetch.
 
-The Meta and Princeton repos publish no release tags; the requested revision is ``main`` and
-the commit it resolved to is recorded in ``raw/SOURCE.json`` at fetch time, so every artifact
-names the exact upstream snapshot it came from. Set a commit here to pin harder.
+The Meta, Princeton and Berkeley repos publish no release tags; the requested revision is
+``main`` and the commit it resolved to is recorded in ``raw/SOURCE.json`` at fetch time, so
+every artifact names the exact upstream snapshot it came from. Set a commit here to pin harder.
 """
 
 from __future__ import annotations
@@ -36,4 +36,10 @@ SHEARED_LLAMA = UpstreamRepo(
         "tokenizer_config.json",
         "special_tokens_map.json",
     ),
+)
+
+STARLING_RM = UpstreamRepo(
+    repo_id="berkeley-nest/Starling-RM-7B-alpha",
+    revision="main",
+    patterns=("pytorch_model.bin", "config.json", "tokenizer.model"),
 )

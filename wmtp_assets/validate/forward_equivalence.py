@@ -253,10 +253,23 @@ def compare_to_trace(
 ) -> EquivalenceReport:
     """The converted checkpoint against what its source computed (see the module docstring);
     ``recorded``: the trace is the conversion's, not computed from the source just now."""
+    return trace_comparison(arch, trace, converted, device, started, recorded)[0]
+
+
+def trace_comparison(
+    arch: StreamedArchitecture,
+    trace: SourceTrace,
+    converted: Opener,
+    device: torch.device,
+    started: float | None = None,
+    recorded: bool = False,
+) -> tuple[EquivalenceReport, Streamed]:
+    """:func:`compare_to_trace`, and the converted run it compared (its logits), for checks that
+    read a model-specific quantity from them (a reward model's reward)."""
     started = time.monotonic() if started is None else started
     run = streamed_logits(arch, converted, device, trace)
     path_stages = len(arch.trunk) + 3  # embedding, trunk, one head, norm + output
-    return _report(
+    report = _report(
         "source trace" if recorded else "source checkpoint",
         trace.states[LOGITS],
         run,
@@ -265,6 +278,7 @@ def compare_to_trace(
         device,
         started,
     )
+    return report, run
 
 
 def bound_trace(

@@ -226,6 +226,15 @@ def header_duplicate_key(root: Path) -> None:
     weights.write_bytes(struct.pack("<Q", len(header)) + header.encode() + data[8 + length :])
 
 
+def reward_raw_relaid_out(root: Path) -> None:
+    """The reward model's upstream file saved again with its decoder under another name."""
+    import torch
+
+    raw = Layout(root).model("starling_rm_7b").raw / "pytorch_model.bin"
+    state = torch.load(raw, weights_only=True)
+    torch.save({n.replace("transformer.", "backbone."): t for n, t in state.items()}, raw)
+
+
 def raw_record_deleted(root: Path) -> None:
     (Layout(root).model("meta_llama_mtp").raw / "SOURCE.json").unlink()
 
@@ -431,6 +440,14 @@ FAULTS = {
         {"values_are_finite", "sha256_matches", "dtype_is_float16", "keys_and_shapes_match_config"}
         | {"size_matches_config", "forward_pass", SEALED},
         "twice",
+    ),
+    "reward_raw_relaid_out": Fault(
+        reward_raw_relaid_out,
+        ["starling_rm_7b"],
+        [],
+        {f"models/starling_rm_7b/raw:{c}" for c in ("raw_keys_match_config", "raw_matches_source")}
+        | {f"models/starling_rm_7b/raw:{SEALED}"},
+        "21 tensors with no decoder",
     ),
     "raw_record_deleted": Fault(
         raw_record_deleted,

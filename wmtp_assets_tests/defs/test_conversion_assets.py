@@ -8,11 +8,14 @@ import torch
 from wmtp_assets.defs.models import (
     META_SAFETENSORS,
     SHEARED_SAFETENSORS,
+    STARLING_SAFETENSORS,
     meta_llama_mtp_raw,
     meta_llama_mtp_tokenizer,
     meta_safetensors,
     sheared_raw,
     sheared_safetensors,
+    starling_raw,
+    starling_safetensors,
 )
 from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.files.hashing import sha256_file
@@ -25,7 +28,11 @@ ASSETS = [
     meta_safetensors,
     sheared_raw,
     sheared_safetensors,
+    starling_raw,
+    starling_safetensors,
 ]
+MODELS = ("meta_llama_mtp", "ref_sheared_llama_2_7b", "starling_rm_7b")
+CONVERSIONS = [META_SAFETENSORS, SHEARED_SAFETENSORS, STARLING_SAFETENSORS]
 
 
 def _run(settings: Settings, selection: list[dg.AssetKey] | None = None) -> dict[str, str]:
@@ -49,16 +56,16 @@ def test_rematerializing_unchanged_inputs_leaves_the_weights_untouched(
     statuses = _run(demo_settings)
     assert set(statuses.values()) == {"converted"}
     layout = Layout(demo_settings.storage_root)
-    weights = [layout.model(m).weights for m in ("meta_llama_mtp", "ref_sheared_llama_2_7b")]
+    weights = [layout.model(m).weights for m in MODELS]
     before = [(w.stat().st_ino, w.stat().st_mtime_ns, sha256_file(w)) for w in weights]
 
-    statuses = _run(demo_settings, [META_SAFETENSORS, SHEARED_SAFETENSORS])
+    statuses = _run(demo_settings, CONVERSIONS)
     assert set(statuses.values()) == {"up to date (not rewritten)"}
     assert [(w.stat().st_ino, w.stat().st_mtime_ns, sha256_file(w)) for w in weights] == before
 
-    for model in ("meta_llama_mtp", "ref_sheared_llama_2_7b"):
+    for model in MODELS:
         layout.model(model).metadata.unlink()
-    statuses = _run(demo_settings, [META_SAFETENSORS, SHEARED_SAFETENSORS])
+    statuses = _run(demo_settings, CONVERSIONS)
     assert set(statuses.values()) == {"converted"}
     after = [(w.stat().st_ino, sha256_file(w)) for w in weights]
     assert [a[1] for a in after] == [b[2] for b in before]

@@ -40,6 +40,7 @@ GPU_NODE_RUN_CONFIG = VALUES.with_name("run-config-convert-on-gpu-node.yaml")
 CONVERSION_STEPS = (
     "models__meta_llama_mtp__safetensors",
     "models__ref_sheared_llama_2_7b__safetensors",
+    "models__starling_rm_7b__safetensors",
 )
 KINDS: tuple[StepKind, ...] = ("gpu_check", "convert", "download")
 

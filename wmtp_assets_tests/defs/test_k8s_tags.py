@@ -35,14 +35,17 @@ print(json.dumps(tags))
 GPU_CHECKED_MODELS = [
     "models/meta_llama_mtp/safetensors",
     "models/ref_sheared_llama_2_7b/safetensors",
+    "models/starling_rm_7b/safetensors",
     "models/micro_mtp",
     "models/micro_ref",
 ]
 EXPECTED_KINDS: dict[str, StepKind] = {
     "models/meta_llama_mtp/safetensors": "convert",
     "models/ref_sheared_llama_2_7b/safetensors": "convert",
+    "models/starling_rm_7b/safetensors": "convert",
     "models/meta_llama_mtp/raw": "download",
     "models/ref_sheared_llama_2_7b/raw": "download",
+    "models/starling_rm_7b/raw": "download",
     "datasets/raw": "download",
     **{f"{model}:forward_pass": "gpu_check" for model in GPU_CHECKED_MODELS},
 }

@@ -1,4 +1,5 @@
-"""The demo mirror ships the real Llama-2 tokenizer for both model repos."""
+"""The demo mirror ships the real Llama-2 tokenizer for every model repo, and the Starling
+reward model in its upstream file layout."""
 
 from __future__ import annotations
 
@@ -28,6 +29,36 @@ def test_both_model_repos_carry_it_and_the_default_setting_accepts_it(
     demo_mirror: DemoMirror,
 ) -> None:
     models = demo_mirror.root / "models"
-    for repo in ("facebook/multi-token-prediction", "princeton-nlp/Sheared-LLaMA-2.7B"):
+    for repo in (
+        "facebook/multi-token-prediction",
+        "princeton-nlp/Sheared-LLaMA-2.7B",
+        "berkeley-nest/Starling-RM-7B-alpha",
+    ):
         assert _sha256(models / repo / "tokenizer.model") == LLAMA2_SHA256
     assert demo_mirror.tokenizer_sha256 == Settings().tokenizer_sha256 == LLAMA2_SHA256
+
+
+def test_starling_repo_has_the_upstream_files_and_the_cards_state_dict(
+    demo_mirror: DemoMirror,
+) -> None:
+    """One torch-zip ``pytorch_model.bin`` (weights_only loads it) with the reward module's
+    state dict: ``transformer.<LlamaModel keys>`` and ``v_head.weight`` [1, hidden]."""
+    import json
+    import zipfile
+
+    import torch
+
+    repo = demo_mirror.root / "models" / "berkeley-nest" / "Starling-RM-7B-alpha"
+    assert sorted(p.name for p in repo.iterdir() if not p.name.startswith(".")) == [
+        "config.json",
+        "pytorch_model.bin",
+        "tokenizer.model",
+    ]
+    assert zipfile.is_zipfile(repo / "pytorch_model.bin")
+    state = torch.load(repo / "pytorch_model.bin", weights_only=True)
+    config = json.loads((repo / "config.json").read_text())
+    hidden, layers = config["hidden_size"], config["num_hidden_layers"]
+    assert state["v_head.weight"].shape == (1, hidden)
+    assert state["transformer.embed_tokens.weight"].shape == (config["vocab_size"], hidden)
+    assert len(state) == 1 + 1 + 1 + 9 * layers  # embed, norm, v_head, 9 per layer
+    assert not any(k.startswith(("lm_head", "model.")) for k in state)

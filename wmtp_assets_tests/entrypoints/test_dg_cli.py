@@ -18,12 +18,14 @@ from wmtp_assets.files.layout import Layout
 
 ROOT = Path(__file__).parents[2]
 DG = str(Path(sys.executable).with_name("dg"))
-CONTRACT_KEYS = {  # ARCHITECTURE.md §2 (Starling-RM not yet built here)
+CONTRACT_KEYS = {  # ARCHITECTURE.md §2
     "models/meta_llama_mtp/raw",
     "models/meta_llama_mtp/tokenizer",
     "models/meta_llama_mtp/safetensors",
     "models/ref_sheared_llama_2_7b/raw",
     "models/ref_sheared_llama_2_7b/safetensors",
+    "models/starling_rm_7b/raw",
+    "models/starling_rm_7b/safetensors",
     "models/micro_mtp",
     "models/micro_ref",
     "datasets/raw",

@@ -23,6 +23,8 @@ CONTRACT_ASSET_KEYS = [
     "models/meta_llama_mtp/safetensors",
     "models/ref_sheared_llama_2_7b/raw",
     "models/ref_sheared_llama_2_7b/safetensors",
+    "models/starling_rm_7b/raw",
+    "models/starling_rm_7b/safetensors",
     "models/micro_mtp",
     "models/micro_ref",
     "datasets/raw",

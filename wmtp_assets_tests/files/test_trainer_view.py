@@ -56,3 +56,13 @@ def test_missing_and_dangling_links_fail_the_check(tmp_path: Path) -> None:
     link_model(layout, "micro_mtp")  # the artifact folder does not exist yet
     outcome = trainer_path_of_model(layout, "micro_mtp")
     assert not outcome.passed and "expected the folder" in outcome.summary
+
+
+def test_the_reward_models_trainer_path_is_its_v2_folder(tmp_path: Path) -> None:
+    """The trainer's ``storage/models/starling-rm-7b`` (its setup_models.py) is models_v2's."""
+    layout = Layout(tmp_path / "storage")
+    layout.model("starling_rm_7b").root.mkdir(parents=True)
+    link = link_model(layout, "starling_rm_7b")
+    assert link == layout.root / "models" / "starling-rm-7b"
+    assert os.readlink(link) == "../models_v2/starling-rm-7b"
+    assert trainer_path_of_model(layout, "starling-rm-7b").passed
