@@ -48,14 +48,18 @@ class Provenance(BaseModel):
     fetched_at: str
 
     def same_snapshot(self, other: Provenance) -> bool:
-        """Whether both describe the same upstream snapshot, so their records can be merged."""
-        return (self.kind, self.location, self.repo_id, self.repo_type, self.resolved_commit) == (
-            other.kind,
-            other.location,
-            other.repo_id,
-            other.repo_type,
-            other.resolved_commit,
-        )
+        """Whether both describe the same upstream snapshot, so their records can be merged.
+
+        A resolved commit names the bytes wherever they were served from: the same repo at the
+        same commit from another mirror path (a storage root moved or copied with the mirror
+        inside it) or from the Hub is the same snapshot, so a fetch of one split keeps the
+        others' files. Without a commit only the same folder or endpoint is the same snapshot.
+        """
+        if (self.repo_id, self.repo_type) != (other.repo_id, other.repo_type):
+            return False
+        if self.resolved_commit is not None or other.resolved_commit is not None:
+            return self.resolved_commit == other.resolved_commit
+        return (self.kind, self.location) == (other.kind, other.location)
 
 
 class RawFinding(BaseModel):
