@@ -39,8 +39,10 @@ exactly when its stats file exists and its ``jsonl_sha256`` matches the JSONL an
 ``counts_match_stats`` check); a kill or full disk at any step leaves the new version complete or
 no stats file, which that check refuses; the next run of the split sweeps the temporaries and
 publishes again. An empty split
-(files with no rows, or every record dropped) is not an error: it publishes an empty JSONL, an
-index without problems and stats of zeros.
+(files with no rows, or every record dropped as not Python, invalid or empty) is not an error: it
+publishes an empty JSONL, an index without problems and stats of zeros; a token limit that drops
+every remaining record is (``NothingKeptError``, raised before anything is published: such a limit
+makes the output meaningless).
 """
 
 from __future__ import annotations
@@ -211,6 +213,7 @@ def process_split(
                 line_offset += result.lines
                 joined.append(Path(unit.part))
         jsonl_sha256 = joined.sha256
+        _check_something_kept(part, stats)
 
         fields = LineFields.of(RECORD_MODELS[part.dataset])
         header = IndexHeader(
@@ -253,6 +256,26 @@ def process_split(
         units=len(units),
         processes=processes,
         seconds=round(time.monotonic() - started, 3),
+    )
+
+
+class NothingKeptError(DataError):
+    """The token limit dropped every record that passed the other filters: the output would be
+    an empty split that looks complete. ``setting`` names the limit's field."""
+
+    setting = "max_tokens"
+
+
+def _check_something_kept(part: Partition, stats: StatsAccumulator) -> None:
+    """Raise :class:`NothingKeptError` (before anything is published) when records were read
+    and ``too_long`` dropped every one the other filters left."""
+    too_long = stats.dropped["too_long"]
+    if stats.correct + stats.incorrect or not too_long:
+        return
+    read = sum(stats.dropped.values())
+    raise NothingKeptError(
+        f"{part}: max_tokens {stats.max_tokens} kept 0 of {read} records ({too_long} longer "
+        f"than {stats.max_tokens} tokens); expected a limit that keeps records"
     )
 
 

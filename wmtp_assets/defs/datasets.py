@@ -122,6 +122,7 @@ def datasets_processed(
     layout = wmtp.layout
     dirs = layout.dataset(part.dataset)
     settings = wmtp.settings
+    _require(layout.shared_tokenizer, TOKENIZER)
     context.log.info(f"processing {part} from {dirs.raw}")
     report = process_split(
         part,
@@ -211,12 +212,35 @@ def datasets_small(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.
     )
 
 
+def _require(path: Path, asset: dg.AssetKey) -> None:
+    """Fail naming the asset to materialize when the file it provides is missing."""
+    if not path.is_file():
+        raise dg.Failure(
+            description=f"{path}: missing; materialize {asset.to_user_string()} first",
+            metadata={"file": str(path), "asset": asset.to_user_string()},
+        )
+
+
 def _selected(
     context: dg.AssetExecutionContext, results: list[dg.MaterializeResult[None]]
 ) -> Iterator[dg.MaterializeResult[None]]:
-    """The results of the keys this run selected (a subset of a multi-asset's keys)."""
+    """The results of the keys this run selected (a subset of a multi-asset's keys); the
+    others' files were rewritten all the same (one step publishes them together), so their new
+    seals are recorded as materializations of those keys, or the next check would find the
+    rewritten bytes 'changed since materialization'."""
     selected = context.selected_asset_keys
-    return (r for r in results if r.asset_key in selected)
+    for result in results:
+        if result.asset_key in selected:
+            yield result
+        else:
+            assert result.asset_key is not None
+            context.log_event(
+                dg.AssetMaterialization(
+                    asset_key=result.asset_key,
+                    partition=context.partition_key,
+                    metadata=result.metadata,
+                )
+            )
 
 
 def _eval_file_result(
