@@ -10,6 +10,7 @@ from pydantic_core import PydanticSerializationError
 
 from wmtp_assets.data.arrow_rows import has_invalid_text
 from wmtp_assets.data.convert_base import ConvertedProblem
+from wmtp_assets.data.python_syntax import parses_as
 from wmtp_assets.data.stats import DropReason
 from wmtp_assets.data.token_count import TokenCounter
 
@@ -58,6 +59,8 @@ def judge(
                 row.append("invalid_text")
             elif not output.strip():
                 row.append("empty")
+            elif candidate.syntax is not None and not parses_as(output, candidate.syntax):
+                row.append("not_python")
             else:
                 row.append("too_long")  # unless the output's count below fits
                 if used is not None and used <= max_tokens:

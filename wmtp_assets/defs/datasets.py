@@ -32,6 +32,7 @@ from wmtp_assets.defs.models import TOKENIZER
 from wmtp_assets.defs.raw_fetch import fetch_raw
 from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.files.trainer_view import link_dataset
+from wmtp_assets.sources.provenance import RawSetError, listed_files
 
 GROUP = "datasets"
 PARTITIONS = dg.StaticPartitionsDefinition(list(PARTITION_KEYS))
@@ -123,15 +124,17 @@ def datasets_processed(
     dirs = layout.dataset(part.dataset)
     settings = wmtp.settings
     _require(layout.shared_tokenizer, TOKENIZER)
+    inputs = _raw_inputs(part, dirs.raw)
     context.log.info(f"processing {part} from {dirs.raw}")
     report = process_split(
         part,
-        part.files_in(dirs.raw),
+        list(inputs),
         dirs,
         layout.shared_tokenizer,
         max_tokens=settings.max_tokens,
         expected_tokenizer_sha256=settings.tokenizer_sha256,
         lock_timeout_s=3600,
+        expected_sha256=inputs,
     )
     link = link_dataset(layout, part.dataset)
     stats = report.stats
@@ -221,6 +224,18 @@ def _require(path: Path, asset: dg.AssetKey) -> None:
         )
 
 
+def _raw_inputs(part: Partition, raw: Path) -> dict[Path, str]:
+    """The split's shards with their recorded SHA256, when ``raw/`` holds exactly what its
+    ``SOURCE.json`` lists for them (else a failure naming the file and the asset to rerun)."""
+    try:
+        return listed_files(raw, lambda path: part.spec.matches(path, part.split), part.claims)
+    except RawSetError as exc:
+        raise dg.Failure(
+            description=f"{exc}; materialize {RAW.to_user_string()} for {part} again",
+            metadata={"file": exc.file, "error_type": type(exc).__name__},
+        ) from None
+
+
 def _selected(
     context: dg.AssetExecutionContext, results: list[dg.MaterializeResult[None]]
 ) -> Iterator[dg.MaterializeResult[None]]:
@@ -306,7 +321,7 @@ def datasets_eval(
     part = Partition.parse(context.partition_key)
     layout = wmtp.layout
     dirs = layout.dataset(part.dataset)
-    report = write_eval_files(part, part.files_in(dirs.raw), dirs)
+    report = write_eval_files(part, list(_raw_inputs(part, dirs.raw)), dirs)
     if report.tests_json is not None:
         link_dataset(layout, part.dataset)
     results = [

@@ -7,21 +7,24 @@ part of a partition (as an operator does) and prove what that leaves behind.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
+import pyarrow.parquet as pq
 import pytest
 
-from wmtp_assets.defs.checks import ALL_CHECKS
-from wmtp_assets.defs.datasets import PROCESSED, RAW
-from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.definitions import ALL_ASSETS
+from wmtp_assets.defs.checks import ALL_CHECKS
+from wmtp_assets.defs.datasets import PROCESSED, RAW, STATS
+from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.files.layout import Layout
 from wmtp_assets.graph_runs import verify_everything
 from wmtp_assets.settings import Settings
-from wmtp_assets.sources import read_provenance
+from wmtp_assets.sources import SOURCE_FILE, read_provenance
 
 
 def _instance(settings: Settings) -> dg.DagsterInstance:
@@ -54,7 +57,7 @@ def _step_failure(result: dg.ExecuteInProcessResult) -> str:
     assert failures, "the run did not fail a step"
     error = failures[0].step_failure_data.error
     assert error is not None
-    return error.message
+    return error.message.removeprefix(f"{dg.Failure.__module__}.Failure: ")
 
 
 def test_processed_alone_reseals_the_stats_it_rewrites(copied_demo_storage: Settings) -> None:
@@ -112,3 +115,66 @@ def test_a_token_limit_that_keeps_nothing_fails_naming_the_setting(
     assert "\n" not in message.strip()
     assert not dirs.stats_file("test").exists()
     assert _materialize(copied_demo_storage, [PROCESSED], "mbpp.test").success
+
+
+def test_an_unfetched_shard_beside_the_fetched_ones_fails_raw_and_stops_processing(
+    copied_demo_storage: Settings,
+) -> None:
+    raw = Layout(copied_demo_storage.storage_root).dataset("mbpp").raw
+    stray = raw / "full" / "test-00001-of-00002.parquet"  # matches the split's pattern
+    shutil.copyfile(raw / "full" / "train-00000-of-00001.parquet", stray)
+
+    failed = _failed_checks(copied_demo_storage, "mbpp.test")
+    assert set(failed) == {"datasets/raw:raw_matches_source"}
+    assert failed["datasets/raw:raw_matches_source"].startswith(f"{stray}: in raw/ but not listed")
+
+    result = _materialize(copied_demo_storage, [PROCESSED], "mbpp.test")
+    assert not result.success
+    message = _step_failure(result)
+    assert message.startswith(f"{stray}: in raw/ but not listed") and "datasets/raw" in message
+
+
+def test_rot_in_raw_stops_the_rebuild_and_a_refetch_leaves_verify_honest(
+    copied_demo_storage: Settings,
+) -> None:
+    """Rot in a shard, a rebuild of the derived files, a refetch of the raw: the rebuild used to
+    succeed over the rotten bytes and the refetch then made every record agree."""
+    dirs = Layout(copied_demo_storage.storage_root).dataset("mbpp")
+    shard = dirs.raw / "full" / "test-00000-of-00001.parquet"
+    jsonl = dirs.jsonl("test").read_bytes()
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    shard.write_bytes(data)
+
+    rebuilt = _materialize(copied_demo_storage, [PROCESSED], "mbpp.test")
+    assert not rebuilt.success
+    message = _step_failure(rebuilt)
+    assert message.startswith(f"{shard}: SHA256 ") and "SOURCE.json" in message
+    assert _materialize(copied_demo_storage, [RAW], "mbpp.test").success  # the refetch
+
+    failed = _failed_checks(copied_demo_storage, "mbpp.test")
+    assert not dirs.jsonl("test").exists() or dirs.jsonl("test").read_bytes() == jsonl
+    assert all("datasets/raw" not in check for check in failed)  # raw is whole again
+    assert _materialize(copied_demo_storage, [PROCESSED, STATS], "mbpp.test").success
+    assert dirs.jsonl("test").read_bytes() == jsonl
+    assert _failed_checks(copied_demo_storage, "mbpp.test") == {}
+
+
+def test_derived_files_of_other_raw_bytes_fail_lineage(copied_demo_storage: Settings) -> None:
+    """The raw replaced by other bytes with a record to match (a refetch of another commit):
+    raw/ is consistent, but the split was built from the bytes before."""
+    dirs = Layout(copied_demo_storage.storage_root).dataset("mbpp")
+    path = "full/test-00000-of-00001.parquet"
+    shard = dirs.raw / path
+    pq.write_table(pq.read_table(shard), shard, compression="zstd")  # same rows, other bytes
+    record = json.loads((dirs.raw / SOURCE_FILE).read_text())
+    for entry in record["files"]:
+        if entry["path"] == path:
+            entry["sha256"] = hashlib.sha256(shard.read_bytes()).hexdigest()
+            entry["size"] = shard.stat().st_size
+    (dirs.raw / SOURCE_FILE).write_text(json.dumps(record))
+
+    failed = _failed_checks(copied_demo_storage, "mbpp.test")
+    assert "datasets/raw:raw_matches_source" not in failed
+    lineage = failed["datasets/stats:built_from_recorded_raw"]
+    assert f"built from {shard.name} with SHA256" in lineage and "Rematerialize" in lineage
