@@ -59,8 +59,6 @@ def judge(
                 row.append("invalid_text")
             elif not output.strip():
                 row.append("empty")
-            elif candidate.syntax is not None and not parses_as(output, candidate.syntax):
-                row.append("not_python")
             else:
                 row.append("too_long")  # unless the output's count below fits
                 if used is not None and used <= max_tokens:
@@ -70,7 +68,9 @@ def judge(
     budgets = [max_tokens - used for _, _, used in pending]
     for (i, j, used), n in zip(pending, counter.count_within(outputs, budgets), strict=True):
         if n is not None and used + n <= max_tokens:
-            verdicts[i][j] = (used + n, n)
+            syntax = problems[i].candidates[j].syntax
+            fits = syntax is None or parses_as(problems[i].candidates[j].record.output, syntax)
+            verdicts[i][j] = (used + n, n) if fits else "not_python"
     return verdicts
 
 

@@ -20,12 +20,13 @@ names repeat across shards and the ``#k`` disambiguation must follow split row o
 
 Filter, per candidate, first reason wins: ``language`` (converter) -> ``invalid_text`` (a NUL
 character or invalid UTF-8 in the instruction, input, problem name or output, or anywhere else in
-the record; counted and dropped, never fatal) -> ``empty`` (blank output) -> ``not_python`` (a
-solution labelled Python that does not parse as it: ``data.python_syntax``, in the same worker
-processes that tokenize) -> ``too_long``
+the record; counted and dropped, never fatal) -> ``empty`` (blank output) -> ``too_long``
 (``tokens(instruction) + tokens(input) + tokens(output) > max_tokens``, SentencePiece, no BOS/EOS;
 instruction and input tokenized once per problem). The output's own count, which the problem
-index records for the trainer's length-balanced sampler, comes from the same call. Malformed
+index records for the trainer's length-balanced sampler, comes from the same call. Last,
+``not_python``: a solution labelled Python that does not parse as it (``data.python_syntax``, in
+the same worker processes that tokenize; only records that fit the limit are parsed, since a
+parse costs about what tokenizing does and the longest outputs are the costliest). Malformed
 data that cannot be mapped at all (a missing column, a changed type, unpaired solution lists, an
 unusable task id) raises an error naming the file (and row).
 

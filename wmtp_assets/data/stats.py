@@ -27,7 +27,7 @@ from wmtp_assets.files.atomic import atomic_write_text
 from wmtp_assets.files.layout import DatasetDirs
 from wmtp_assets.files.lock import artifact_lock
 
-DropReason = Literal["language", "invalid_text", "empty", "not_python", "too_long"]
+DropReason = Literal["language", "invalid_text", "empty", "too_long", "not_python"]
 DROP_REASONS: tuple[DropReason, ...] = get_args(DropReason)
 DROP_RULES: dict[DropReason, str] = {
     "language": "a solution whose upstream language is not Python 2 (1) or Python 3 (3)",
@@ -36,11 +36,11 @@ DROP_RULES: dict[DropReason, str] = {
         "(or anywhere in the record): such text breaks C-string tokenizers and JSON consumers"
     ),
     "empty": "the output is empty or whitespace only",
-    "not_python": (
-        "a solution labelled Python 2 or 3 that does not parse as that Python (ast.parse, and "
-        "lib2to3's Python 2 grammar for Python 2): e.g. C++ labelled Python 3 upstream"
-    ),
     "too_long": "tokens(instruction) + tokens(input) + tokens(output) > max_tokens",
+    "not_python": (
+        "a solution labelled Python 2 or 3, within the limit, that does not parse as that Python "
+        "(ast.parse; lib2to3's Python 2 grammar for Python 2): e.g. C++ labelled Python 3"
+    ),
 }
 """Why a candidate record is dropped; each is counted under the first reason that applies, in
 this order."""
