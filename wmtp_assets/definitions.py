@@ -11,7 +11,7 @@ from wmtp_assets.defs.executor import run_executor
 from wmtp_assets.defs.models import MODEL_ASSETS
 from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.defs.revalidation import revalidate_daily, revalidate_job
-from wmtp_assets.settings import Settings
+from wmtp_assets.settings import Settings, SettingsError
 
 ALL_ASSETS: list[dg.AssetsDefinition] = [*MODEL_ASSETS, *DATASET_ASSETS]
 
@@ -31,4 +31,9 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     )
 
 
-defs = build_definitions()
+try:
+    defs = build_definitions()
+except SettingsError as exc:
+    # A bad setting is a user error: one line under every entry point that loads this module
+    # (``dagster``, ``dagster-webserver``), never the import machinery's traceback.
+    raise SystemExit(f"wmtp-assets: bad setting: {exc}") from None

@@ -10,6 +10,7 @@ the UI can say it. Core code receives a ``Settings`` object and never reads the 
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -151,9 +152,13 @@ class _SettingsFile(BaseModel):
 
 def read_settings_file(path: Path) -> dict[str, Any]:
     """The settings a storage root carries (relative mirror paths resolve against the root);
-    an absent file is no settings, a bad one a ``SettingsError`` naming it."""
-    if not path.is_file():
+    an absent file is no settings, a bad one (a folder, a dangling link, not JSON) a
+    ``SettingsError`` naming it: something stands at the file's place, so it was meant."""
+    if not os.path.lexists(path):
         return {}
+    if not path.is_file():
+        what = "a dangling symlink" if path.is_symlink() and not path.exists() else "not a file"
+        raise SettingsError(f"{path}: {what}; expected a JSON settings file or nothing there")
     try:
         parsed = _SettingsFile.model_validate_json(path.read_bytes())
     except (OSError, ValidationError) as exc:

@@ -122,3 +122,19 @@ def test_a_bad_settings_file_is_named(tmp_path: Path) -> None:
     (tmp_path / "wmtp_settings.json").write_text('{"max_tokens": 0}')
     with pytest.raises(SettingsError, match=r"wmtp_settings\.json: max_tokens must be"):
         Settings.load(storage_root=tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["directory", "dangling symlink"])
+def test_a_settings_file_that_is_no_file_is_named_in_one_line(tmp_path: Path, kind: str) -> None:
+    """Issue 18: a folder or a link to nothing at the settings file's place was silently read
+    as 'no settings', so the root ran with defaults its operator had not chosen."""
+    path = tmp_path / "wmtp_settings.json"
+    if kind == "directory":
+        path.mkdir()
+    else:
+        path.symlink_to(tmp_path / "gone.json")
+    with pytest.raises(SettingsError) as caught:
+        Settings.load(storage_root=tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    assert ("dangling symlink" if kind != "directory" else "not a file") in message

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
+from wmtp_assets.data.python_syntax import Dialect
 from wmtp_assets.data.records import AlpacaRecord
 
 
@@ -31,6 +32,9 @@ class Candidate:
 
     record: AlpacaRecord
     is_correct: bool
+    syntax: Dialect | None = None
+    """The language the output claims to be, checked by parsing (``data.python_syntax``); None
+    where the converter's source is that language by construction (not parsed)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,8 @@ Field mapping (all of it lives here):
   evaluation prompts of ``eval_files``).
 * ``output`` = the solution text, for each solution whose language is 1 (Python 2) or 3 (Python 3)
   in ``solutions`` (``is_correct: true``) and ``incorrect_solutions`` (``false``); other languages
-  are counted as drop reason ``language``.
+  are counted as drop reason ``language``; a solution so labelled that does not parse as that
+  Python (``data.python_syntax``) is dropped as ``not_python``.
 * ``task_id`` = ``{problem_key}_correct_{i}`` / ``{problem_key}_incorrect_{i}``, ``i`` the
   solution's 0-based index in the upstream list (so ids are stable when other records are dropped).
 * ``metadata`` = source, difficulty, has_tests, language, name, problem_key, cf_rating.
@@ -127,5 +128,5 @@ def convert(row: Mapping[str, Any], key: str) -> ConvertedProblem:
                 metadata=metadata[language],
                 is_correct=is_correct,
             )
-            candidates.append(Candidate(record, is_correct))
+            candidates.append(Candidate(record, is_correct, syntax=PYTHON_LANGUAGES[language]))
     return ConvertedProblem(key, difficulty, instruction, "", candidates, language_drops)

@@ -10,6 +10,7 @@ from pydantic_core import PydanticSerializationError
 
 from wmtp_assets.data.arrow_rows import has_invalid_text
 from wmtp_assets.data.convert_base import ConvertedProblem
+from wmtp_assets.data.python_syntax import parses_as
 from wmtp_assets.data.stats import DropReason
 from wmtp_assets.data.token_count import TokenCounter
 
@@ -67,7 +68,9 @@ def judge(
     budgets = [max_tokens - used for _, _, used in pending]
     for (i, j, used), n in zip(pending, counter.count_within(outputs, budgets), strict=True):
         if n is not None and used + n <= max_tokens:
-            verdicts[i][j] = (used + n, n)
+            syntax = problems[i].candidates[j].syntax
+            fits = syntax is None or parses_as(problems[i].candidates[j].record.output, syntax)
+            verdicts[i][j] = (used + n, n) if fits else "not_python"
     return verdicts
 
 

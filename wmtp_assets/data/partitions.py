@@ -103,6 +103,14 @@ class Partition:
     def spec(self) -> DatasetSpec:
         return DATASETS[self.dataset]
 
+    def claims(self, repo_path: str) -> bool:
+        """Whether this partition answers for ``repo_path`` in ``raw/``: a shard of its split, or
+        a file of no split of the dataset (which every partition of it then answers for)."""
+        spec = self.spec
+        return spec.matches(repo_path, self.split) or not any(
+            spec.matches(repo_path, split) for split in spec.splits
+        )
+
     def files_in(self, root: Path) -> list[Path]:
         """This split's shards under ``root`` (a repo checkout or mirror folder), in shard order.
 

@@ -23,7 +23,10 @@ character or invalid UTF-8 in the instruction, input, problem name or output, or
 the record; counted and dropped, never fatal) -> ``empty`` (blank output) -> ``too_long``
 (``tokens(instruction) + tokens(input) + tokens(output) > max_tokens``, SentencePiece, no BOS/EOS;
 instruction and input tokenized once per problem). The output's own count, which the problem
-index records for the trainer's length-balanced sampler, comes from the same call. Malformed
+index records for the trainer's length-balanced sampler, comes from the same call. Last,
+``not_python``: a solution labelled Python that does not parse as it (``data.python_syntax``, in
+the same worker processes that tokenize; only records that fit the limit are parsed, since a
+parse costs about what tokenizing does and the longest outputs are the costliest). Malformed
 data that cannot be mapped at all (a missing column, a changed type, unpaired solution lists, an
 unusable task id) raises an error naming the file (and row).
 
@@ -39,8 +42,10 @@ exactly when its stats file exists and its ``jsonl_sha256`` matches the JSONL an
 ``counts_match_stats`` check); a kill or full disk at any step leaves the new version complete or
 no stats file, which that check refuses; the next run of the split sweeps the temporaries and
 publishes again. An empty split
-(files with no rows, or every record dropped) is not an error: it publishes an empty JSONL, an
-index without problems and stats of zeros.
+(files with no rows, or every record dropped as not Python, invalid or empty) is not an error: it
+publishes an empty JSONL, an index without problems and stats of zeros; a token limit that drops
+every remaining record is (``NothingKeptError``, raised before anything is published: such a limit
+makes the output meaningless).
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ import contextlib
 import multiprocessing
 import os
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import date
@@ -69,6 +74,7 @@ from wmtp_assets.data.partitions import Partition
 from wmtp_assets.data.problem_index import IndexBuilder, IndexHeader, LineFields
 from wmtp_assets.data.records import RECORD_MODELS
 from wmtp_assets.data.schema import write_schema
+from wmtp_assets.data.shard_read import check_unchanged, open_verified
 from wmtp_assets.data.split_keys import DataError, read_problem_keys
 from wmtp_assets.data.statements import statement_digest, statements_json
 from wmtp_assets.data.stats import (
@@ -113,6 +119,7 @@ class ProcessReport(BaseModel):
 class _Unit:
     dataset: str
     file: str
+    identity: tuple[int, ...]
     row_groups: tuple[int, ...]
     first_row: int
     keys: tuple[str, ...]
@@ -144,6 +151,7 @@ def process_split(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     today: date | None = None,
     lock_timeout_s: float = 0.0,
+    expected_sha256: Mapping[Path, str] | None = None,
 ) -> ProcessReport:
     """Convert, filter and publish one partition (module docstring: the full contract).
 
@@ -152,7 +160,9 @@ def process_split(
     ``processed/schema.json`` and ``stats/<today>_summary.json``. Raises ``UpstreamSchemaError``,
     ``DataError``, ``TokenizerMismatchError`` (from ``files.tokenizer_identity``),
     ``ArtifactLockedError`` (the split is being processed by another run and ``lock_timeout_s``
-    passed) or ``ValueError`` (no input files).
+    passed), ``ValueError`` (no input files) or ``ShardMismatchError`` (``data.shard_read``: a
+    file whose bytes are not its entry in ``expected_sha256``, e.g. ``raw/SOURCE.json``'s
+    record; every file is hashed in the read that parses it, and the stats record the hashes).
     """
     started = time.monotonic()
     part = partition if isinstance(partition, Partition) else Partition.parse(partition)
@@ -181,12 +191,13 @@ def process_split(
             sweep_tmp_of(path)
         retract_first(stats_path, index_path, statements_path, jsonl)
         jsonl_tmp = staging.stage(jsonl)
-        plan = _plan_units(files, converter)
+        plan, input_sha256 = _plan_units(files, converter, expected_sha256 or {})
         processes = max(1, min(workers, len(plan)))
         units = [
             _Unit(
                 dataset=part.dataset,
                 file=str(file),
+                identity=tuple(identity),
                 row_groups=row_groups,
                 first_row=first_row,
                 keys=keys,
@@ -197,7 +208,7 @@ def process_split(
                 max_tokens=max_tokens,
                 batch_rows=batch_rows,
             )
-            for file, row_groups, first_row, keys in plan
+            for file, identity, row_groups, first_row, keys in plan
         ]
         stats, index, line_offset = StatsAccumulator(max_tokens), IndexBuilder(), 0
         statements: set[bytes] = set()
@@ -211,6 +222,7 @@ def process_split(
                 line_offset += result.lines
                 joined.append(Path(unit.part))
         jsonl_sha256 = joined.sha256
+        _check_something_kept(part, stats)
 
         fields = LineFields.of(RECORD_MODELS[part.dataset])
         header = IndexHeader(
@@ -230,6 +242,7 @@ def process_split(
             tokenizer_sha256=tokenizer_sha256,
             jsonl_sha256=jsonl_sha256,
             input_files=[f.name for f in files],
+            input_sha256=input_sha256,
         )
         staging.stage(statements_path).write_text(
             statements_json(part.dataset, split, jsonl_sha256, statements)
@@ -256,6 +269,26 @@ def process_split(
     )
 
 
+class NothingKeptError(DataError):
+    """The token limit dropped every record that passed the other filters: the output would be
+    an empty split that looks complete. ``setting`` names the limit's field."""
+
+    setting = "max_tokens"
+
+
+def _check_something_kept(part: Partition, stats: StatsAccumulator) -> None:
+    """Raise :class:`NothingKeptError` (before anything is published) when records were read
+    and ``too_long`` dropped every one the other filters left."""
+    too_long = stats.dropped["too_long"]
+    if stats.correct + stats.incorrect or not too_long:
+        return
+    read = sum(stats.dropped.values())
+    raise NothingKeptError(
+        f"{part}: max_tokens {stats.max_tokens} kept 0 of {read} records ({too_long} longer "
+        f"than {stats.max_tokens} tokens); expected a limit that keeps records"
+    )
+
+
 def _available_cpus() -> int:
     """CPUs this process may run on (its affinity where the OS has one, e.g. in a container)."""
     if hasattr(os, "sched_getaffinity"):
@@ -263,28 +296,41 @@ def _available_cpus() -> int:
     return os.cpu_count() or 1
 
 
+_Plan = list[tuple[Path, list[int], tuple[int, ...], int, tuple[str, ...]]]
+
+
 def _plan_units(
-    files: Sequence[Path], converter: Converter
-) -> list[tuple[Path, tuple[int, ...], int, tuple[str, ...]]]:
-    """``(file, row groups, first row in file, problem keys)`` per unit, in split row order."""
-    keys = read_problem_keys(files, converter)
-    plan: list[tuple[Path, tuple[int, ...], int, tuple[str, ...]]] = []
+    files: Sequence[Path], converter: Converter, expected_sha256: Mapping[Path, str]
+) -> tuple[_Plan, dict[str, str]]:
+    """``(file, its identity when hashed, row groups, first row in file, problem keys)`` per
+    unit, in split row order, and ``{file name: SHA256}``: each file is read once, hashed in
+    that read (and checked against ``expected_sha256``), and its keys and layout parsed from
+    those bytes."""
+    layouts: dict[Path, tuple[pq.FileMetaData, list[int]]] = {}
+    hashes: dict[str, str] = {}
+
+    def opener(file: Path) -> pq.ParquetFile:
+        parquet, hashes[file.name], identity = open_verified(file, expected_sha256.get(file))
+        layouts[file] = (parquet.metadata, identity)
+        return parquet
+
+    keys = read_problem_keys(files, converter, opener)
+    plan: _Plan = []
     split_row = 0
     for file in files:
-        metadata = pq.ParquetFile(file).metadata
+        metadata, identity = layouts[file]
         groups: list[int] = []
         first = rows_in_unit = file_row = 0
         for group in range(metadata.num_row_groups):
             groups.append(group)
             rows_in_unit += metadata.row_group(group).num_rows
             if rows_in_unit >= MIN_UNIT_ROWS or group == metadata.num_row_groups - 1:
-                plan.append(
-                    (file, tuple(groups), first, tuple(keys[split_row : split_row + rows_in_unit]))
-                )
+                unit_keys = tuple(keys[split_row : split_row + rows_in_unit])
+                plan.append((file, identity, tuple(groups), first, unit_keys))
                 split_row += rows_in_unit
                 file_row += rows_in_unit
                 groups, first, rows_in_unit = [], file_row, 0
-    return plan
+    return plan, hashes
 
 
 def _results_in_order(units: list[_Unit], processes: int) -> Generator[_UnitResult, None, None]:
@@ -329,6 +375,7 @@ def _run_unit(unit: _Unit) -> _UnitResult:
     converter = CONVERTERS[unit.dataset]
     counter = _counter(unit.tokenizer, unit.tokenizer_sha256, unit.threads)
     stats, index, statements = StatsAccumulator(unit.max_tokens), IndexBuilder(), set[bytes]()
+    check_unchanged(unit.file, list(unit.identity))  # the bytes the parent hashed
     batches = pq.ParquetFile(unit.file).iter_batches(
         batch_size=unit.batch_rows,
         row_groups=list(unit.row_groups),
@@ -348,6 +395,7 @@ def _run_unit(unit: _Unit) -> _UnitResult:
                 problems, judge(problems, counter, unit.max_tokens, lenient), strict=True
             ):
                 _emit(problem, verdicts, writer, stats, index, statements)
+    check_unchanged(unit.file, list(unit.identity))
     if done != len(unit.keys):
         raise DataError(f"{unit.file}: read {done} rows, expected {len(unit.keys)}")
     return _UnitResult(writer.lines, stats, index, statements)

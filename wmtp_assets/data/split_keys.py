@@ -7,7 +7,7 @@ evaluation files) takes its keys from here, so the same upstream row gets the sa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -20,12 +20,17 @@ class DataError(ValueError):
     """Upstream data that cannot be converted; the message names the file and row."""
 
 
-def read_problem_keys(files: Sequence[Path], converter: Converter) -> list[str]:
-    """Keys of every row of ``files`` (in the order given), reading only ``key_column``."""
+def read_problem_keys(
+    files: Sequence[Path],
+    converter: Converter,
+    opener: Callable[[Path], pq.ParquetFile] = pq.ParquetFile,
+) -> list[str]:
+    """Keys of every row of ``files`` (in the order given), reading only ``key_column`` of each
+    file as ``opener`` opens it (the pipeline's opener hashes the whole file in the same read)."""
     origins: list[tuple[Path, int]] = []
     values: list[object] = []
     for file in files:
-        rows, _ = to_rows(pq.ParquetFile(file).read(columns=[converter.key_column]))
+        rows, _ = to_rows(opener(file).read(columns=[converter.key_column]))
         origins += [(file, r) for r in range(len(rows))]
         values += [row[converter.key_column] for row in rows]
     try:

@@ -27,7 +27,7 @@ from wmtp_assets.files.atomic import atomic_write_text
 from wmtp_assets.files.layout import DatasetDirs
 from wmtp_assets.files.lock import artifact_lock
 
-DropReason = Literal["language", "invalid_text", "empty", "too_long"]
+DropReason = Literal["language", "invalid_text", "empty", "too_long", "not_python"]
 DROP_REASONS: tuple[DropReason, ...] = get_args(DropReason)
 DROP_RULES: dict[DropReason, str] = {
     "language": "a solution whose upstream language is not Python 2 (1) or Python 3 (3)",
@@ -37,6 +37,10 @@ DROP_RULES: dict[DropReason, str] = {
     ),
     "empty": "the output is empty or whitespace only",
     "too_long": "tokens(instruction) + tokens(input) + tokens(output) > max_tokens",
+    "not_python": (
+        "a solution labelled Python 2 or 3, within the limit, that does not parse as that Python "
+        "(ast.parse; lib2to3's Python 2 grammar for Python 2): e.g. C++ labelled Python 3"
+    ),
 }
 """Why a candidate record is dropped; each is counted under the first reason that applies, in
 this order."""
@@ -95,6 +99,10 @@ class SplitStats(Totals):
     tokenizer_sha256: str
     jsonl_sha256: str
     input_files: list[str]
+    input_sha256: dict[str, str] = {}
+    """``{input file name: SHA256 of the bytes processed}``, hashed in the read that parsed them;
+    what ``built_from_recorded_raw`` compares with ``raw/SOURCE.json``. Empty in stats written
+    before it was recorded (that check then fails: rematerialize)."""
     token_histogram: list[HistogramBin]
     token_length_counts: dict[int, int]
     """Exact: kept-record count per token length (lengths with no record omitted)."""
@@ -248,6 +256,7 @@ class StatsAccumulator:
         tokenizer_sha256: str,
         jsonl_sha256: str,
         input_files: Iterable[str],
+        input_sha256: Mapping[str, str],
     ) -> SplitStats:
         counts = {length: n for length, n in enumerate(self.length_counts) if n}
         return SplitStats(
@@ -257,6 +266,7 @@ class StatsAccumulator:
             tokenizer_sha256=tokenizer_sha256,
             jsonl_sha256=jsonl_sha256,
             input_files=list(input_files),
+            input_sha256=dict(input_sha256),
             problems_read=self.problems_read,
             problems_indexed=self.problems_indexed,
             records=self.correct + self.incorrect,

@@ -65,6 +65,7 @@ from wmtp_assets.files.hashing import shared_hashes
 from wmtp_assets.files.layout import DatasetDirs, ModelDirs
 from wmtp_assets.validate import dataset_checks as dc
 from wmtp_assets.validate import eval_checks as ec
+from wmtp_assets.validate import lineage_checks as lc
 from wmtp_assets.validate import model_checks as mc
 from wmtp_assets.validate import raw_checks as rc
 from wmtp_assets.validate import split_checks as sc
@@ -250,6 +251,7 @@ def _raw_spec(asset: dg.AssetKey, model: str | None = None) -> CheckSpec:
         return rc.raw_matches_source(
             given.wmtp.layout.dataset(part.dataset).raw,
             lambda path: part.spec.matches(path, part.split),
+            part.claims,
         )
 
     body = model_raw if model else split_raw
@@ -347,6 +349,13 @@ DATASET_CHECK_SPECS = [
         lambda c: dc.trainer_path_of_dataset(c.wmtp.layout, c.part),
     ),
     _jsonl_spec(STATS, "counts_match_stats", lambda c: dc.CountLines(_dirs(c), c.part)),
+    CheckSpec(
+        STATS,
+        "built_from_recorded_raw",
+        lambda c: lc.built_from_recorded_raw(_dirs(c), c.part),
+        lc,
+        partitioned=True,
+    ),
     _jsonl_spec(STATS, "statements_match_split", lambda c: sc.StatementLines(_dirs(c), c.part), sc),
     _jsonl_spec(
         PROBLEM_INDEX,

@@ -38,6 +38,7 @@ from wmtp_assets.defs.models import TOKENIZER
 from wmtp_assets.defs.raw_fetch import fetch_raw
 from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.files.trainer_view import link_dataset
+from wmtp_assets.sources.provenance import RawSetError, listed_files
 
 GROUP = "datasets"
 PARTITIONS = dg.StaticPartitionsDefinition(list(PARTITION_KEYS))
@@ -132,15 +133,18 @@ def datasets_processed(
     layout = wmtp.layout
     dirs = layout.dataset(part.dataset)
     settings = wmtp.settings
+    _require(layout.shared_tokenizer, TOKENIZER)
+    inputs = _raw_inputs(part, dirs.raw)
     context.log.info(f"processing {part} from {dirs.raw}")
     report = process_split(
         part,
-        part.files_in(dirs.raw),
+        list(inputs),
         dirs,
         layout.shared_tokenizer,
         max_tokens=settings.max_tokens,
         expected_tokenizer_sha256=settings.tokenizer_sha256,
         lock_timeout_s=settings.lock_timeout_s,
+        expected_sha256=inputs,
     )
     link = link_dataset(layout, part.dataset)
     stats = report.stats
@@ -222,12 +226,47 @@ def datasets_small(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.
     )
 
 
+def _require(path: Path, asset: dg.AssetKey) -> None:
+    """Fail naming the asset to materialize when the file it provides is missing."""
+    if not path.is_file():
+        raise dg.Failure(
+            description=f"{path}: missing; materialize {asset.to_user_string()} first",
+            metadata={"file": str(path), "asset": asset.to_user_string()},
+        )
+
+
+def _raw_inputs(part: Partition, raw: Path) -> dict[Path, str]:
+    """The split's shards with their recorded SHA256, when ``raw/`` holds exactly what its
+    ``SOURCE.json`` lists for them (else a failure naming the file and the asset to rerun)."""
+    try:
+        return listed_files(raw, lambda path: part.spec.matches(path, part.split), part.claims)
+    except RawSetError as exc:
+        raise dg.Failure(
+            description=f"{exc}; materialize {RAW.to_user_string()} for {part} again",
+            metadata={"file": exc.file, "error_type": type(exc).__name__},
+        ) from None
+
+
 def _selected(
     context: dg.AssetExecutionContext, results: list[dg.MaterializeResult[None]]
 ) -> Iterator[dg.MaterializeResult[None]]:
-    """The results of the keys this run selected (a subset of a multi-asset's keys)."""
+    """The results of the keys this run selected (a subset of a multi-asset's keys); the
+    others' files were rewritten all the same (one step publishes them together), so their new
+    seals are recorded as materializations of those keys, or the next check would find the
+    rewritten bytes 'changed since materialization'."""
     selected = context.selected_asset_keys
-    return (r for r in results if r.asset_key in selected)
+    for result in results:
+        if result.asset_key in selected:
+            yield result
+        else:
+            assert result.asset_key is not None
+            context.log_event(
+                dg.AssetMaterialization(
+                    asset_key=result.asset_key,
+                    partition=context.partition_key,
+                    metadata=result.metadata,
+                )
+            )
 
 
 def _eval_file_result(
@@ -295,7 +334,7 @@ def datasets_eval(
     part = Partition.parse(context.partition_key)
     layout = wmtp.layout
     dirs = layout.dataset(part.dataset)
-    report = write_eval_files(part, part.files_in(dirs.raw), dirs)
+    report = write_eval_files(part, list(_raw_inputs(part, dirs.raw)), dirs)
     if report.tests_json is not None:
         link_dataset(layout, part.dataset)
     results = [

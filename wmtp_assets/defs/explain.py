@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import dagster as dg
 
+from wmtp_assets.data.pipeline import NothingKeptError
 from wmtp_assets.defs.metadata import setting_origins, settings_table
 from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.files.tokenizer_identity import TokenizerMismatchError
@@ -52,6 +53,8 @@ def _hint(exc: Exception, wmtp: WmtpResource, origins: dict[str, str]) -> str | 
         if wmtp.mirror is None:
             return f"upstream files come from the Hub ({setting('mirror')}); set it for a mirror"
         return f"upstream files come from {setting('mirror')}"
+    if isinstance(exc, NothingKeptError):
+        return f"the token limit is {setting(exc.setting)}; raise it"
     if isinstance(exc, SettingsError):
         return "fix or unset the variable or file named above"
     return None

@@ -2,9 +2,10 @@
 files agree with each other (no Dagster).
 
 Disks rot and people edit files; the fetch's record (``raw/SOURCE.json``) says what every file
-hashed to when it was written, so the check re-hashes them all against it. Upstream can also
-publish a config that contradicts its own checkpoint; the conversion refuses that, and this
-check says so before anyone converts.
+hashed to when it was written, so the check re-hashes them all against it, and refuses a file it
+does not list (readers of ``raw/`` glob for shards, so an unfetched one would be read). Upstream
+can also publish a config that contradicts its own checkpoint; the conversion refuses that, and
+this check says so before anyone converts.
 """
 
 from __future__ import annotations
@@ -25,18 +26,25 @@ from wmtp_assets.sources.provenance import SOURCE_FILE, read_provenance, verify_
 from wmtp_assets.validate.outcome import CheckOutcome, counted
 
 
-def raw_matches_source(raw_dir: Path, wanted: Callable[[str], bool] | None = None) -> CheckOutcome:
+def raw_matches_source(
+    raw_dir: Path,
+    wanted: Callable[[str], bool] | None = None,
+    claimed: Callable[[str], bool] | None = None,
+) -> CheckOutcome:
     """Every file ``raw/SOURCE.json`` lists (for a dataset partition: the split's shards) is
-    present and re-hashes to its recorded SHA256; a listing without any such file fails."""
-    findings = verify_raw(raw_dir, wanted)
+    present and re-hashes to its recorded SHA256, and no file it does not list is there (among
+    those ``claimed`` accepts: for a partition, its split's and those of no split); a listing
+    without any such file fails."""
+    findings = verify_raw(raw_dir, wanted, claimed)
     if findings:
         first = findings[0]
+        if first.unlisted:
+            expected, found = f"only the files {SOURCE_FILE} lists", "a file it does not list"
+        else:
+            expected = first.expected_sha256 or "a valid record"
+            found = first.found_sha256 or "missing"
         return CheckOutcome.fail(
-            first.message,
-            file=first.file,
-            expected=first.expected_sha256 or "a valid record",
-            found=first.found_sha256 or "missing",
-            bad_files=len(findings),
+            first.message, file=first.file, expected=expected, found=found, bad_files=len(findings)
         )
     provenance = read_provenance(raw_dir)
     assert provenance is not None, "verify_raw reports a missing record"

@@ -16,9 +16,10 @@ import sentencepiece as spm
 from wmtp_assets.data import convert_codecontests, pipeline
 from wmtp_assets.data.arrow_rows import _binary_type
 from wmtp_assets.data.partitions import Partition
-from wmtp_assets.data.pipeline import DataError, judge, process_split
+from wmtp_assets.data.pipeline import DataError, NothingKeptError, judge, process_split
 from wmtp_assets.data.problem_index import ProblemIndex
 from wmtp_assets.data.records import RECORD_MODELS, CodeContestsRecord
+from wmtp_assets.data.shard_read import ShardMismatchError
 from wmtp_assets.data.stats import SplitStats
 from wmtp_assets.data.token_count import TokenCounter
 from wmtp_assets.data.upstream_schema import CODECONTESTS_SCHEMA, UpstreamSchemaError
@@ -27,6 +28,7 @@ from wmtp_assets.demo.dataset_mirror import (
     CODEFORCES,
     CPP,
     HACKEREARTH,
+    PYTHON2,
     PYTHON3,
     codecontests_demo_splits,
     codecontests_row,
@@ -103,7 +105,13 @@ def test_codecontests_train_from_two_shards(mirror: Path, layout: Layout, tokeni
     assert (report.units, report.processes) == (2, 2)
     stats = report.stats
     assert (stats.records, stats.correct, stats.incorrect) == (18, 10, 8)
-    assert stats.dropped == {"language": 13, "invalid_text": 0, "empty": 2, "too_long": 1}
+    assert stats.dropped == {
+        "language": 13,
+        "invalid_text": 0,
+        "empty": 2,
+        "not_python": 0,
+        "too_long": 1,
+    }
     assert (stats.problems_read, stats.problems_indexed) == (6, 5)
     assert stats.input_files == [f.name for f in files]
     _assert_consistent(dirs, "train", tokenizer)
@@ -242,7 +250,13 @@ def test_invalid_text_and_bad_problems_are_counted(
     shard = _write_with_bytes(tmp_path / "test-00000-of-00001.parquet", rows)
     dirs = layout.dataset("codecontests")
     report = process_split("codecontests.test", [shard], dirs, tokenizer, workers=1)
-    assert report.stats.dropped == {"language": 1, "invalid_text": 3, "empty": 0, "too_long": 1}
+    assert report.stats.dropped == {
+        "language": 1,
+        "invalid_text": 3,
+        "empty": 0,
+        "not_python": 0,
+        "too_long": 1,
+    }
     assert [r["task_id"] for r in _records(dirs.jsonl("test"))] == [
         "p_correct_0",
         "p#2_correct_0",
@@ -455,3 +469,67 @@ def test_failure_at_every_publish_step_leaves_previous_or_refused(
         run(dirs)
         assert _partition_files(dirs, split) == new, f"step {n}: the rerun recovers"
     assert outcomes[0] == "previous" and "refused" in outcomes and outcomes[-1] == "new"
+
+
+def test_shards_are_hashed_in_the_read_and_a_mismatch_stops_before_publishing(
+    mirror: Path, layout: Layout, tokenizer: Path
+) -> None:
+    """Issue 18: processing trusted raw/; it now hashes each shard in the read that parses it,
+    records the hashes in the stats and stops on one that differs from the record."""
+    files = mirror_files(mirror, "codecontests.train")
+    assert len(files) > 1
+    truth = {f: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+    dirs = layout.dataset("codecontests")
+    report = process_split(
+        "codecontests.train", files, dirs, tokenizer, max_tokens=512, expected_sha256=truth
+    )
+    assert report.stats.input_sha256 == {f.name: sha for f, sha in truth.items()}
+    assert SplitStats.model_validate_json(dirs.stats_file("train").read_bytes()) == report.stats
+
+    wrong = {**truth, files[-1]: "0" * 64}
+    with pytest.raises(ShardMismatchError) as caught:
+        process_split(
+            "codecontests.train", files, dirs, tokenizer, max_tokens=512, expected_sha256=wrong
+        )
+    assert str(caught.value).startswith(f"{files[-1]}: SHA256 {truth[files[-1]]} != SOURCE.json")
+    assert caught.value.file == str(files[-1]) and caught.value.found == truth[files[-1]]
+    assert not dirs.stats_file("train").exists()  # no split looks complete
+
+
+def test_a_token_limit_that_keeps_nothing_is_an_error(
+    mirror: Path, layout: Layout, tokenizer: Path
+) -> None:
+    dirs = layout.dataset("mbpp")
+    with pytest.raises(NothingKeptError, match=r"^mbpp\.test: max_tokens 5 kept 0 of \d+ records"):
+        process_split("mbpp.test", mirror_files(mirror, "mbpp.test"), dirs, tokenizer, max_tokens=5)
+    assert not dirs.stats_file("test").exists()
+
+
+def test_solutions_labelled_python_that_are_not_python_are_dropped_and_counted(
+    tmp_path: Path, layout: Layout, tokenizer: Path
+) -> None:
+    """Issue 18: a C++ solution labelled Python 3 became a Python record."""
+    cpp = '#include <cstdio>\nint main(){int n;scanf("%d",&n);printf("%d", n);}\n'
+    rows = [
+        codecontests_row(
+            "mixed",
+            "Print n.",
+            solutions=[
+                (PYTHON3, cpp),  # C++ labelled Python 3
+                (PYTHON2, cpp),  # C++ labelled Python 2
+                (PYTHON3, "print(int(input()))\n"),
+                (PYTHON2, "n = input()\nprint n\n"),  # Python 2 only: kept as Python 2
+                (PYTHON3, "n = input()\nprint n\n"),  # ... but not Python 3
+            ],
+        )
+    ]
+    shard = write_codecontests_parquet(tmp_path / "test-00000-of-00001.parquet", rows)
+    dirs = layout.dataset("codecontests")
+    report = process_split("codecontests.test", [shard], dirs, tokenizer, workers=1)
+    assert report.stats.dropped["not_python"] == 3
+    assert [r["task_id"] for r in _records(dirs.jsonl("test"))] == [
+        "mixed_correct_2",
+        "mixed_correct_3",
+    ]
+    stored = SplitStats.model_validate_json(dirs.stats_file("test").read_bytes())
+    assert stored.dropped["not_python"] == 3

@@ -29,6 +29,7 @@ def test_codecontests_schema() -> None:
         "language",
         "invalid_text",
         "empty",
+        "not_python",
         "too_long",
     }
     assert "#2" in schema["task_id"]

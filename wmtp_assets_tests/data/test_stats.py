@@ -73,11 +73,22 @@ def test_merge_equals_accumulating_once() -> None:
     a, b = _acc([(10, True), (20, False)], 1), _acc([(30, True)], 2)
     a.merge(b)
     stats = a.finish(
-        dataset="d", split="s", tokenizer_sha256="t", jsonl_sha256="j", input_files=["f"]
+        dataset="d",
+        split="s",
+        tokenizer_sha256="t",
+        jsonl_sha256="j",
+        input_files=["f"],
+        input_sha256={"f": "0" * 64},
     )
     assert (stats.records, stats.correct, stats.incorrect) == (3, 2, 1)
     assert (stats.problems_read, stats.problems_indexed) == (4, 2)
-    assert stats.dropped == {"language": 6, "invalid_text": 0, "empty": 0, "too_long": 0}
+    assert stats.dropped == {
+        "language": 6,
+        "invalid_text": 0,
+        "empty": 0,
+        "not_python": 0,
+        "too_long": 0,
+    }
     assert stats.token_length_counts == {10: 1, 20: 1, 30: 1}
     assert {d: (c.problems, c.records) for d, c in stats.difficulty.items()} == {
         1: (1, 2),
@@ -100,6 +111,7 @@ def test_summary_merges_every_split_present(tmp_path: Path) -> None:
             tokenizer_sha256="t",
             jsonl_sha256="j",
             input_files=[],
+            input_sha256={},
         )
         dirs.stats_file(split).write_text(stats.model_dump_json())
     path = write_summary(dirs, "codecontests", date(2025, 11, 14))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import pyarrow.parquet as pq
 import pytest
 
 from wmtp_assets.defs.checks import ALL_CHECKS
@@ -351,6 +352,29 @@ def raw_shard_flipped(root: Path) -> None:
     _flip_byte(shard, shard.stat().st_size // 2)
 
 
+def raw_shard_unlisted(root: Path) -> None:
+    """A shard nobody fetched, put beside the fetched ones (it matches the split's pattern)."""
+    raw = Layout(root).dataset("mbpp").raw / "full"
+    (raw / "test-00001-of-00002.parquet").write_bytes(
+        (raw / "train-00000-of-00001.parquet").read_bytes()
+    )
+
+
+def raw_refetched_other_bytes(root: Path) -> None:
+    """The test shard replaced by other bytes of the same rows, its SOURCE.json record made to
+    match (what a refetch of another commit leaves): raw/ is consistent, the split is not of it."""
+    raw = Layout(root).dataset("mbpp").raw
+    path = "full/test-00000-of-00001.parquet"
+    pq.write_table(pq.read_table(raw / path), raw / path, compression="zstd")
+
+    def rerecord(record: dict) -> None:
+        for entry in record["files"]:
+            if entry["path"] == path:
+                entry.update(sha256=_sha256(raw / path), size=(raw / path).stat().st_size)
+
+    _edit_json(raw / "SOURCE.json", rerecord)
+
+
 @dataclass(frozen=True)
 class Fault:
     corrupt: Callable[[Path], None]
@@ -474,6 +498,7 @@ FAULTS = {
         stats_deleted,
         "mbpp.test",
         {"datasets/stats:counts_match_stats", f"datasets/stats:{SEALED}"}
+        | {"datasets/stats:built_from_recorded_raw"}  # the stats record the raw bytes
         | {"datasets/processed:splits_disjoint"},  # it trusts digests its stats vouch for
         "test_stats.json",
     ),
@@ -481,6 +506,7 @@ FAULTS = {
         stats_not_json,
         "mbpp.test",
         {"datasets/stats:counts_match_stats", f"datasets/stats:{SEALED}"}
+        | {"datasets/stats:built_from_recorded_raw"}  # the stats record the raw bytes
         | {"datasets/processed:splits_disjoint"},  # it trusts digests its stats vouch for
         "test_stats.json",
     ),
@@ -554,6 +580,19 @@ FAULTS = {
         "mbpp.test",
         {"datasets/raw:raw_matches_source", f"datasets/raw:{SEALED}"},
         "parquet",
+    ),
+    "raw_shard_unlisted": _split(
+        raw_shard_unlisted,
+        "mbpp.test",
+        {"datasets/raw:raw_matches_source"},
+        "test-00001-of-00002.parquet: in raw/ but not listed in SOURCE.json",
+    ),
+    "raw_refetched_other_bytes": _split(
+        raw_refetched_other_bytes,
+        "mbpp.test",
+        {"datasets/stats:built_from_recorded_raw", f"datasets/raw:{SEALED}"},
+        "built from test-00000-of-00001.parquet with SHA256",
+        primary="datasets/stats:built_from_recorded_raw",
     ),
 }
 

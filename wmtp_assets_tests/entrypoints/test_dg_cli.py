@@ -95,3 +95,24 @@ def test_dg_launch_materializes_an_asset_and_a_partition(
     wrong = _dg(env, "launch", "--assets", "datasets/raw", "--partition", "mbpp.nope")
     assert wrong.returncode != 0
     assert "mbpp.nope" in wrong.stdout + wrong.stderr
+
+
+def test_a_bad_setting_under_dagsters_own_clis_is_one_line(
+    demo_mirror: DemoMirror, tmp_path: Path
+) -> None:
+    """Issue 18: ``WMTP_MAX_TOKENS=abc`` under ``dg`` and ``dagster`` (not only wmtp-assets) was
+    a page of import traceback; it is one line naming the variable and what was expected."""
+    env = {**_env(tmp_path, demo_mirror), "WMTP_MAX_TOKENS": "abc"}
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    for command in (
+        [DG, "launch", "--assets", "datasets/raw", "--partition", "mbpp.test"],
+        [dagster, "asset", "list", "-m", "wmtp_assets.definitions"],
+    ):
+        done = subprocess.run(
+            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
+        output = done.stdout + done.stderr
+        assert done.returncode != 0, output[-3000:]
+        assert "Traceback" not in output, output[-3000:]
+        lines = [line for line in output.splitlines() if "WMTP_MAX_TOKENS" in line]
+        assert len(lines) == 1 and "a whole number > 0" in lines[0] and "'abc'" in lines[0]

@@ -6,6 +6,7 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -309,3 +310,24 @@ def test_full_disk_while_installing_names_the_file_and_keeps_raw(
     assert str(raw / path) in str(caught.value) and "No space left" in str(caught.value)
     after = {p.relative_to(raw): p.read_bytes() for p in raw.rglob("*") if p.is_file()}
     assert after == before
+
+
+def test_fetch_of_one_split_after_the_mirror_moved_keeps_the_other_splits(tmp_path: Path) -> None:
+    """Issue 18: a storage root copied elsewhere (its mirror inside it) and one split fetched
+    from the new place: the same commit is the same snapshot, so the other splits' shards and
+    their records stay."""
+    build_mirror(tmp_path / "old" / "mirror", MBPP_FILES)
+    raw = tmp_path / "old" / "raw"
+    MirrorSource(tmp_path / "old" / "mirror").fetch(ref(MBPP, "dataset", "main", ["full/*"]), raw)
+    shutil.copytree(tmp_path / "old", tmp_path / "new")
+    raw = tmp_path / "new" / "raw"
+
+    again = MirrorSource(tmp_path / "new" / "mirror").fetch(
+        ref(MBPP, "dataset", "main", ["full/test-*"]), raw
+    )
+
+    shards = [p for p in MBPP_FILES if p.endswith(".parquet")]
+    assert sorted(r.path for r in again.provenance.files) == sorted(shards)
+    for path in shards:
+        assert (raw / path).read_bytes() == MBPP_FILES[path]
+    assert again.provenance.location == str((tmp_path / "new" / "mirror").resolve())

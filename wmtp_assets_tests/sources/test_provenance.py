@@ -1,4 +1,4 @@
-"""verify_raw: every file SOURCE.json lists, re-hashed against the record."""
+"""verify_raw: every file SOURCE.json lists, re-hashed against the record, and no other file."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ import hashlib
 import os
 from pathlib import Path
 
+import pytest
+
+from wmtp_assets.files.atomic import TMP_MARK
 from wmtp_assets.sources import SOURCE_FILE, MirrorSource, verify_raw
+from wmtp_assets.sources.provenance import RawSetError, listed_files
 from wmtp_assets_tests.sources.refs import ref
 
 REPO = "deepmind/code_contests"
@@ -64,3 +68,37 @@ def test_missing_file_and_missing_or_broken_record_are_findings(tmp_path: Path) 
     (raw / SOURCE_FILE).unlink()
     [absent] = verify_raw(raw)
     assert absent.file == str(raw / SOURCE_FILE) and "missing" in absent.message
+
+
+def test_a_file_the_record_does_not_list_is_a_finding_and_refused(tmp_path: Path) -> None:
+    """Issue 18: an unfetched shard put beside the fetched ones was neither reported nor kept
+    out of processing (readers glob the folder)."""
+    raw = _fetched_raw(tmp_path)
+    stray = raw / "data/train-00002-of-00002.parquet"
+    stray.write_bytes(os.urandom(1_000))
+    (raw / "data" / f".x{TMP_MARK}123").write_bytes(b"a writer's temporary")
+
+    [finding] = verify_raw(raw)
+    assert finding.unlisted and finding.file == str(stray) and str(stray) in finding.message
+    is_train = lambda path: path.startswith("data/train-")  # noqa: E731
+    assert [f.file for f in verify_raw(raw, lambda p: False, is_train)] == [str(stray)]
+    assert verify_raw(raw, lambda p: False, lambda p: False) == []
+
+    with pytest.raises(RawSetError, match=f"^{stray}: in raw/ but not listed in SOURCE.json"):
+        listed_files(raw, is_train, is_train)
+    stray.unlink()
+    assert listed_files(raw, is_train, is_train) == {
+        raw / path: hashlib.sha256(content).hexdigest() for path, content in FILES.items()
+    }
+
+
+def test_listed_files_names_a_missing_shard_or_record(tmp_path: Path) -> None:
+    raw = _fetched_raw(tmp_path)
+    everything = lambda path: True  # noqa: E731
+    gone = raw / "data/train-00001-of-00002.parquet"
+    gone.write_bytes(b"short")
+    with pytest.raises(RawSetError, match=f"^{gone}: listed in SOURCE.json"):
+        listed_files(raw, everything, everything)
+    (raw / SOURCE_FILE).unlink()
+    with pytest.raises(RawSetError, match=f"^{raw / SOURCE_FILE}: missing"):
+        listed_files(raw, everything, everything)
