@@ -40,8 +40,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 UI_TIMEOUT_MS = 60_000
-# Tall enough that the catalog's virtualized table renders all 14 rows at once.
-VIEWPORT = {"width": 1400, "height": 1400}
+# Tall enough that the catalog's virtualized table renders all 16 rows at once.
+VIEWPORT = {"width": 1400, "height": 1700}
 # A catalog row; Dagster's table is div-based (no ARIA rows), one element per row.
 CATALOG_ROW = '[class^="VirtualizedTable_row"]'
 PARTITION = "mbpp.test"

@@ -166,7 +166,7 @@ def test_verify_and_report_after_the_demo_pass_and_write_under_the_root(
     # the whole graph: every asset, every partition
     summary = out.strip().splitlines()[-1]
     n_assets = len({asset for asset, _ in rows})
-    assert n_assets == 14
+    assert n_assets == 16
     assert summary.startswith(
         f"verified everything: {len(rows)} checks over {n_assets} assets, "
         f"{len(PARTITION_KEYS)} partitions and "
@@ -183,7 +183,7 @@ def test_verify_and_report_after_the_demo_pass_and_write_under_the_root(
     wrote = capsys.readouterr().out.strip().splitlines()[-1]
     assert re.fullmatch(
         rf"wrote {re.escape(str(root / 'asset_inventory.md'))}: [\d,]+ files of \d+ artifacts "
-        rf"inventoried; {len(rows)} checks over 14 assets, 7 partitions and {files:,} files: "
+        rf"inventoried; {len(rows)} checks over 16 assets, 7 partitions and {files:,} files: "
         rf"{len(rows)} passed, 0 failed",
         wrote,
     ), wrote
@@ -214,7 +214,7 @@ def test_the_demo_prints_progress_at_least_every_10_seconds(demo_stdout: str) ->
         assert f"materialized {asset}" in demo_stdout
     summary = next(line for line in demo_stdout.splitlines() if line.startswith("demo OK"))
     assert re.search(
-        r": \d+ materializations of 14 assets over 7 partitions, [\d,]+ files written; "
+        r": \d+ materializations of 16 assets over 7 partitions, [\d,]+ files written; "
         r"\d+ checks passed, 0 failed; recorded in ",
         summary,
     ), summary
