@@ -31,6 +31,10 @@ settings (environment first, then <storage root>/wmtp_settings.json, then the de
   WMTP_TOKENIZER_SHA256  SHA256 every tokenizer.model must have (default: Llama-2's)
   WMTP_MAX_TOKENS        token limit for dataset records (default 2048)
   WMTP_DEVICE            device for forward-pass checks: auto, cuda, mps, cpu (default auto)
+  WMTP_SIGNING_KEY       PEM EC P-256 private key outside the root: sign what is published
+  WMTP_VERIFY_KEY        PEM public key: verify fails on a missing, stale or invalid signature
+  WMTP_SIGNED_STATE      signed-state record catching rollbacks (default: beside the key)
+                         (these three: environment only; default: the demo's keys for the root)
   DAGSTER_HOME           Dagster instance (default <storage root>/dagster_home)
 
 exit codes: 0 all passed, 1 a check or materialization failed, 2 bad command line or
@@ -62,10 +66,11 @@ def demo(settings: Settings, args: argparse.Namespace) -> int:
     """Build the demo mirror, record it as the root's settings, materialize everything from
     it into the root's instance, print a summary; 0 on success."""
     from wmtp_assets.demo.mirror import build_demo_mirror
+    from wmtp_assets.demo.signing_keys import make_demo_keys
     from wmtp_assets.files.layout import Layout
     from wmtp_assets.graph_runs import materialize_everything
     from wmtp_assets.reports import asset_table
-    from wmtp_assets.settings import write_settings_file
+    from wmtp_assets.settings import config_home, write_settings_file
 
     started = time.monotonic()
     layout = Layout(settings.storage_root)
@@ -76,6 +81,9 @@ def demo(settings: Settings, args: argparse.Namespace) -> int:
         mirror=str(mirror.root.resolve()),
         tokenizer_sha256=mirror.tokenizer_sha256,
     )
+    if settings.signing_key is None:
+        keys = make_demo_keys(settings.storage_root, config_home())
+        print(f"signing with the demo's key pair, kept outside the root in {keys.folder}")
     settings = Settings.load(storage_root=args.storage_root)
     print(f"recorded the demo's settings in {settings.settings_file}:")
     _print_settings(settings)
@@ -108,8 +116,10 @@ def demo(settings: Settings, args: argparse.Namespace) -> int:
 
 def verify(settings: Settings, args: argparse.Namespace) -> int:
     """Rerun every check over what is stored; print a table; non-zero if any check failed."""
+    from wmtp_assets.files.signing import SigningError
     from wmtp_assets.graph_runs import verify_everything
     from wmtp_assets.reports import check_table
+    from wmtp_assets.validate.signatures import settings_signature_report
 
     print("settings:")
     _print_settings(settings)
@@ -121,9 +131,15 @@ def verify(settings: Settings, args: argparse.Namespace) -> int:
         print(f"nothing stored under {settings.storage_root}: no checks to run", file=sys.stderr)
         return EXIT_NOTHING_STORED
     print(check_table(result.rows))
+    try:
+        signed = settings_signature_report(settings, args.model or None, args.partition or None)
+    except SigningError as exc:
+        print(f"wmtp-assets: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     failed = [r for r in result.rows if not r.passed]
-    print(f"\n{len(result.rows) - len(failed)} checks passed, {len(failed)} failed")
-    return EXIT_FAILED if failed else EXIT_OK
+    print("\n" + "\n".join(signed.lines()))
+    print(f"{len(result.rows) - len(failed)} checks passed, {len(failed)} failed")
+    return EXIT_FAILED if failed or signed.failures else EXIT_OK
 
 
 def report(settings: Settings, args: argparse.Namespace) -> int:

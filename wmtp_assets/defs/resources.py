@@ -19,6 +19,13 @@ class WmtpResource(dg.ConfigurableResource):
     tokenizer_sha256: str = Field(description="WMTP_TOKENIZER_SHA256 every tokenizer must have")
     max_tokens: int = Field(description="WMTP_MAX_TOKENS for dataset records")
     device: str = Field(description="WMTP_DEVICE: auto, cuda, mps or cpu")
+    signing_key: str | None = Field(
+        default=None, description="WMTP_SIGNING_KEY: PEM EC P-256 private key outside the root"
+    )
+    verify_key: str | None = Field(default=None, description="WMTP_VERIFY_KEY: PEM public key")
+    signed_state: str | None = Field(
+        default=None, description="WMTP_SIGNED_STATE: the signed-state record (default: by the key)"
+    )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         die_with_parent()
@@ -31,6 +38,9 @@ class WmtpResource(dg.ConfigurableResource):
             tokenizer_sha256=settings.tokenizer_sha256,
             max_tokens=settings.max_tokens,
             device=settings.device,
+            signing_key=_text(settings.signing_key),
+            verify_key=_text(settings.verify_key),
+            signed_state=_text(settings.signed_state),
         )
 
     @property
@@ -41,6 +51,9 @@ class WmtpResource(dg.ConfigurableResource):
             tokenizer_sha256=self.tokenizer_sha256,
             max_tokens=self.max_tokens,
             device=self.device,  # type: ignore[arg-type]
+            signing_key=_path(self.signing_key),
+            verify_key=_path(self.verify_key),
+            signed_state=_path(self.signed_state),
         )
 
     @property
@@ -49,3 +62,11 @@ class WmtpResource(dg.ConfigurableResource):
 
     def source(self) -> Source:
         return source_from_settings(self.settings)
+
+
+def _text(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+def _path(text: str | None) -> Path | None:
+    return None if not text else Path(text)
