@@ -122,7 +122,8 @@ class SignedPayload:
 
     sha256: str
     subject: str
-    files: frozenset[str]
+    files: dict[str, str]
+    """``{path relative to the signed folder: its SHA256 when signed}``."""
 
 
 def signed_payload(signature: Path) -> SignedPayload:
@@ -132,7 +133,7 @@ def signed_payload(signature: Path) -> SignedPayload:
         raw = base64.b64decode(bundle["dsseEnvelope"]["payload"])
         statement = json.loads(raw)
         subject = str(statement["subject"][0]["name"])
-        files = frozenset(str(r["name"]) for r in statement["predicate"]["resources"])
+        files = {str(r["name"]): str(r["digest"]) for r in statement["predicate"]["resources"]}
     except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
         raise SigningError(f"{signature}: not an OpenSSF Model Signing bundle ({exc})") from None
     return SignedPayload(hashlib.sha256(raw).hexdigest(), subject, files)

@@ -17,6 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from model_signing import verifying
 from pydantic import BaseModel
 
+from wmtp_assets.files.hashing import sha256_file
 from wmtp_assets.files.layout import Layout
 from wmtp_assets.files.signing import (
     SignedPayload,
@@ -65,14 +66,27 @@ def verify_scope(scope: SignedScope, key: Path) -> tuple[SignedPayload | None, s
     except (ValueError, KeyError, InvalidSignature) as exc:
         detail = str(exc) or type(exc).__name__
         if "Signature mismatch" in detail or "Cannot use" in detail:
-            return None, f"{scope.name}: stale signature, files changed after signing ({detail})"
+            changed = _changed_since_signing(scope)
+            what = f"changed or missing: {', '.join(changed)}" if changed else detail
+            return None, f"{scope.name}: stale signature, files changed after signing ({what})"
         return None, f"{scope.name}: signature not valid for WMTP_VERIFY_KEY={key} ({detail})"
     if payload.subject != scope.folder.name:
         return None, f"{scope.name}: {scope.signature} signs {payload.subject!r}, not this folder"
-    if scope.files is not None and payload.files != set(scope.files):
-        unsigned = sorted(set(scope.files) - payload.files)
+    if scope.files is not None and set(payload.files) != set(scope.files):
+        unsigned = sorted(set(scope.files) - set(payload.files))
         return None, f"{scope.name}: stale signature, not covering {', '.join(unsigned)}"
     return payload, None
+
+
+def _changed_since_signing(scope: SignedScope) -> list[str]:
+    """The signed files whose bytes are no longer those signed (the library's message gives
+    digests as Python bytes; this names files)."""
+    signed = signed_payload(scope.signature).files
+    return [
+        name
+        for name, digest in sorted(signed.items())
+        if not (path := scope.folder / name).is_file() or sha256_file(path) != digest
+    ]
 
 
 def verify_signatures(
