@@ -126,7 +126,7 @@ def verify_signatures(
             f"signatures: rollback not checked: no signed-state record at {state_file}"
         )
     report.notes.append(
-        f"signatures: {len(scopes)} scopes checked with {key}, {len(report.failures)} failed"
+        f"signatures: {len(scopes)} checked with {key}, {len(report.failures)} failed"
     )
     return report
 

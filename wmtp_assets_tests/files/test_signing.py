@@ -92,13 +92,13 @@ def test_one_flipped_byte_an_added_file_or_another_key_fail_the_librarys_verifie
     data = bytearray(weights.read_bytes())
     data[100] ^= 1
     weights.write_bytes(bytes(data))
-    with pytest.raises(ValueError, match="Hash mismatch for .{0,4}safetensors/model.safetensors"):
+    with pytest.raises(ValueError, match=r"Hash mismatch for .{0,4}safetensors/model\.safetensors"):
         library_verify(model.folder, model.signature, pub)
     data[100] ^= 1
     weights.write_bytes(bytes(data))
     library_verify(model.folder, model.signature, pub)
     (model.folder / "modeling_evil.py").write_text("import os")
-    with pytest.raises(ValueError, match="Extra files .*modeling_evil.py"):
+    with pytest.raises(ValueError, match=r"Extra files .*modeling_evil\.py"):
         library_verify(model.folder, model.signature, pub)
     (model.folder / "modeling_evil.py").unlink()
     sign_scope(model, other_key)
@@ -123,7 +123,7 @@ def test_a_file_set_signature_covers_exactly_its_files(tmp_path: Path) -> None:
     (folder / "processed" / "train.jsonl").write_text("another split rewritten\n")
     library_verify(folder, scope.signature, pub, file_set=True)
     (folder / "processed" / "test.jsonl").write_text('{"a": 3}\n')
-    with pytest.raises(ValueError, match="Hash mismatch for .{0,4}processed/test.jsonl"):
+    with pytest.raises(ValueError, match=r"Hash mismatch for .{0,4}processed/test\.jsonl"):
         library_verify(folder, scope.signature, pub, file_set=True)
 
 
@@ -137,7 +137,7 @@ def test_a_key_that_is_not_ec_p256_pem_is_one_line(model: SignedScope, tmp_path:
 
 def test_a_key_inside_the_root_is_refused(tmp_path: Path) -> None:
     root = tmp_path / "root"
-    with pytest.raises(SigningError, match="WMTP_SIGNING_KEY=.* is inside the storage root"):
+    with pytest.raises(SigningError, match=r"WMTP_SIGNING_KEY=.* is inside the storage root"):
         require_outside(root / "keys" / "k.pem", root, "WMTP_SIGNING_KEY")
     require_outside(tmp_path / "keys" / "k.pem", root, "WMTP_SIGNING_KEY")
 
