@@ -48,10 +48,4 @@ def with_signatures(
     result: dg.MaterializeResult, signatures: dict[str, dg.MetadataValue]
 ) -> dg.MaterializeResult:
     """``result`` with the signing metadata added (for assets whose result a helper built)."""
-    return dg.MaterializeResult(
-        asset_key=result.asset_key,
-        metadata={**(result.metadata or {}), **signatures},
-        check_results=result.check_results,
-        data_version=result.data_version,
-        tags=result.tags,
-    )
+    return result._replace(metadata={**(result.metadata or {}), **signatures})
