@@ -34,6 +34,10 @@ settings (environment first, then <storage root>/wmtp_settings.json, then the de
   WMTP_MAX_TOKENS        token limit for dataset records (default 2048)
   WMTP_DEVICE            device for forward-pass checks: auto, cuda, mps, cpu (default auto)
   WMTP_LOCK_TIMEOUT      seconds to wait for an artifact another run is writing (default 600)
+  WMTP_SIGNING_KEY       PEM EC P-256 private key outside the root: sign what is published
+  WMTP_VERIFY_KEY        PEM public key: verify fails on a missing, stale or invalid signature
+  WMTP_SIGNED_STATE      signed-state record catching rollbacks (default: beside the key)
+                         (these three: environment only; default: the demo's keys for the root)
   DAGSTER_HOME           Dagster instance (default <storage root>/dagster_home)
 
 exit codes: 0 all passed, 1 a check or materialization failed, 2 bad command line or
@@ -125,11 +129,12 @@ def demo(settings: Settings, args: argparse.Namespace) -> int:
     """Build the demo mirror, record it as the root's settings, materialize everything from
     it into the root's instance, print a summary; 0 on success."""
     from wmtp_assets.demo.mirror import build_demo_mirror
+    from wmtp_assets.demo.signing_keys import make_demo_keys
     from wmtp_assets.files.layout import Layout
     from wmtp_assets.graph_runs import materialize_everything
     from wmtp_assets.progress import Progress
     from wmtp_assets.reports import asset_table
-    from wmtp_assets.settings import write_settings_file
+    from wmtp_assets.settings import config_home, write_settings_file
     from wmtp_assets.validate.outcome import counted
 
     layout = Layout(settings.storage_root)
@@ -142,6 +147,9 @@ def demo(settings: Settings, args: argparse.Namespace) -> int:
             mirror=str(mirror.root.resolve()),
             tokenizer_sha256=mirror.tokenizer_sha256,
         )
+        if settings.signing_key is None:
+            keys = make_demo_keys(settings.storage_root, config_home())
+            print(f"signing with the demo's key pair, kept outside the root in {keys.folder}")
         settings = Settings.load(storage_root=args.storage_root)
         print(f"recorded the demo's settings in {settings.settings_file}:")
         _print_settings(settings)
@@ -180,11 +188,13 @@ def demo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def verify(settings: Settings, args: argparse.Namespace) -> int:
-    """Rerun the checks of everything stored (or of the ``--model``/``--partition`` named);
-    print a table; non-zero if any check failed."""
+    """Rerun the checks of everything stored (or of the ``--model``/``--partition`` named) and
+    the signatures; print a table; non-zero if any check failed or a signature did not verify."""
+    from wmtp_assets.files.signing import SigningError
     from wmtp_assets.graph_runs import verify_everything
     from wmtp_assets.progress import Progress
     from wmtp_assets.reports import check_table
+    from wmtp_assets.validate.signatures import settings_signature_report
 
     models, partitions = _model_names(args.model), _partition_keys(args.partition)
     print("settings:")
@@ -205,8 +215,15 @@ def verify(settings: Settings, args: argparse.Namespace) -> int:
         )
         return EXIT_NOTHING_STORED
     print(check_table(result.rows))
-    print(f"\nverified {scope}: {_checked(result.rows)}")
-    return EXIT_FAILED if any(not r.passed for r in result.rows) else EXIT_OK
+    try:
+        signed = settings_signature_report(settings, models, partitions)
+    except SigningError as exc:
+        print(f"wmtp-assets: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print("\n" + "\n".join(signed.lines()))
+    print(f"verified {scope}: {_checked(result.rows)}")
+    failed = any(not r.passed for r in result.rows)
+    return EXIT_FAILED if failed or signed.failures else EXIT_OK
 
 
 def report(settings: Settings, args: argparse.Namespace) -> int:

@@ -5,6 +5,11 @@ pydantic-settings), the storage root's settings file (``<root>/wmtp_settings.jso
 ``wmtp-assets demo`` or an operator so every entry point sees the same choices), or the
 contract's default. ``Settings.origins`` records which one each value came from, so the CLI and
 the UI can say it. Core code receives a ``Settings`` object and never reads the environment.
+
+The signing settings (``WMTP_SIGNING_KEY``, ``WMTP_VERIFY_KEY``, ``WMTP_SIGNED_STATE``) anchor
+trust outside the storage root, so they are never read from its settings file and never point
+inside it; unset, they default to the demo's keys for this root when ``wmtp-assets demo`` made
+some (``wmtp_assets.demo.signing_keys``).
 """
 
 from __future__ import annotations
@@ -33,9 +38,15 @@ ENV_VARS = {
     "max_tokens": "WMTP_MAX_TOKENS",
     "device": "WMTP_DEVICE",
     "lock_timeout_s": "WMTP_LOCK_TIMEOUT",
+    "signing_key": "WMTP_SIGNING_KEY",
+    "verify_key": "WMTP_VERIFY_KEY",
+    "signed_state": "WMTP_SIGNED_STATE",
 }
 FILE_FIELDS = ("mirror", "tokenizer_sha256", "max_tokens", "device", "lock_timeout_s")
 """What a settings file may hold; the storage root is where the file is, so it is not in it."""
+TRUST_FIELDS = ("signing_key", "verify_key", "signed_state")
+"""Settings only the environment (or run config) may set, and never to a path inside the root:
+whoever writes the root could otherwise name their own key."""
 
 
 class SettingsError(ValueError):
@@ -59,6 +70,15 @@ class Settings(BaseModel):
         gt=0,
         description="WMTP_LOCK_TIMEOUT: seconds a run waits for an artifact another run holds",
     )
+    signing_key: Path | None = Field(
+        default=None, description="WMTP_SIGNING_KEY: PEM EC P-256 private key; None signs nothing"
+    )
+    verify_key: Path | None = Field(
+        default=None, description="WMTP_VERIFY_KEY: PEM public key; None checks no signature"
+    )
+    signed_state: Path | None = Field(
+        default=None, description="WMTP_SIGNED_STATE: the signed-state record; None: beside the key"
+    )
     origins: dict[str, str] = Field(
         default_factory=dict,
         exclude=True,
@@ -79,6 +99,12 @@ class Settings(BaseModel):
 
     def origin(self, field: str) -> str:
         return self.origins.get(field, "default")
+
+    def signed_state_for(self, key: Path) -> Path:
+        """The signed-state record that goes with ``key``: ``WMTP_SIGNED_STATE``, else beside it."""
+        from wmtp_assets.files.signing import STATE_FILE_NAME
+
+        return self.signed_state or key.parent / STATE_FILE_NAME
 
     @classmethod
     def load(cls, storage_root: Path | None = None) -> Settings:
@@ -104,6 +130,9 @@ class Settings(BaseModel):
         for field in FILE_FIELDS:
             if field in env:
                 values[field], origins[field] = env[field], f"env {ENV_VARS[field]}"
+        values_trusted, origins_trusted = _trust_settings(env, root)
+        values |= values_trusted
+        origins |= origins_trusted
         try:
             return cls.model_validate({**values, "origins": origins})
         except ValidationError as exc:
@@ -116,6 +145,36 @@ class Settings(BaseModel):
             ) from None
 
 
+def config_home() -> Path:
+    """``$XDG_CONFIG_HOME``, else ``~/.config``: where the demo keeps its keys."""
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+
+
+def _trust_settings(env: dict[str, str], root: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """The signing settings from the environment, else the demo's keys for ``root``; a path
+    inside the root is a ``SettingsError``."""
+    from wmtp_assets.demo.signing_keys import demo_keys
+
+    demo = demo_keys(root, config_home())
+    values: dict[str, str] = {}
+    origins: dict[str, str] = {}
+    for field in TRUST_FIELDS:
+        if field in env:
+            values[field], origins[field] = env[field], f"env {ENV_VARS[field]}"
+        elif demo is not None:
+            values[field] = str(getattr(demo, field))
+            origins[field] = f"the demo's keys for this root ({demo.folder})"
+        else:
+            continue
+        if Path(values[field]).resolve().is_relative_to(root.resolve()):
+            raise SettingsError(
+                f"{origins[field].removeprefix('env ')}: {field} {values[field]} is inside the "
+                f"storage root {root}; keep keys and the signed-state record outside it (whoever "
+                "writes the root could replace them)"
+            )
+    return values, origins
+
+
 def _expected(field: str) -> str:
     return {
         "max_tokens": "a whole number > 0",
@@ -124,6 +183,9 @@ def _expected(field: str) -> str:
         "storage_root": "a path",
         "mirror": "a path",
         "lock_timeout_s": "a number of seconds > 0",
+        "signing_key": "a path",
+        "verify_key": "a path",
+        "signed_state": "a path",
     }[field]
 
 
@@ -138,6 +200,9 @@ class _Environment(BaseSettings):
     max_tokens: str | None = None
     device: str | None = None
     lock_timeout: str | None = None
+    signing_key: str | None = None
+    verify_key: str | None = None
+    signed_state: str | None = None
 
 
 class _SettingsFile(BaseModel):
@@ -161,10 +226,21 @@ def read_settings_file(path: Path) -> dict[str, Any]:
         raise SettingsError(f"{path}: {what}; expected a JSON settings file or nothing there")
     try:
         parsed = _SettingsFile.model_validate_json(path.read_bytes())
-    except (OSError, ValidationError) as exc:
-        detail = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+    except ValidationError as exc:
+        field = str(exc.errors()[0]["loc"][0]) if exc.errors()[0]["loc"] else ""
+        if field in TRUST_FIELDS:
+            raise SettingsError(
+                f"{path}: {field} cannot be set in the storage root's settings file (whoever "
+                f"writes the root could name their own key); set {ENV_VARS[field]} in the "
+                "environment"
+            ) from None
         raise SettingsError(
-            f"{path}: expected a JSON object with some of {', '.join(FILE_FIELDS)} ({detail})"
+            f"{path}: expected a JSON object with some of {', '.join(FILE_FIELDS)} "
+            f"({exc.errors()[0]['msg']})"
+        ) from None
+    except OSError as exc:
+        raise SettingsError(
+            f"{path}: expected a JSON object with some of {', '.join(FILE_FIELDS)} ({exc})"
         ) from None
     values = parsed.model_dump(exclude_none=True)
     if "mirror" in values and not Path(values["mirror"]).is_absolute():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,15 @@ from wmtp_assets.files.layout import Layout
 from wmtp_assets.settings import LLAMA2_TOKENIZER_SHA256, Settings
 
 DEMO_STDOUT = "demo_stdout.txt"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def config_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """``XDG_CONFIG_HOME`` for the whole session: the demo's keys go here, not to ``~/.config``."""
+    home = tmp_path_factory.mktemp("config")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CONFIG_HOME", str(home))
+        yield home
 
 
 @pytest.fixture(scope="session")

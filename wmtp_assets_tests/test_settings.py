@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from wmtp_assets.demo.signing_keys import make_demo_keys
 from wmtp_assets.settings import (
     LLAMA2_TOKENIZER_SHA256,
     Settings,
@@ -19,6 +20,9 @@ VARS = (
     "WMTP_MAX_TOKENS",
     "WMTP_DEVICE",
     "WMTP_LOCK_TIMEOUT",
+    "WMTP_SIGNING_KEY",
+    "WMTP_VERIFY_KEY",
+    "WMTP_SIGNED_STATE",
 )
 
 
@@ -138,3 +142,44 @@ def test_a_settings_file_that_is_no_file_is_named_in_one_line(tmp_path: Path, ki
     message = str(caught.value)
     assert message.startswith(f"{path}: ") and "\n" not in message
     assert ("dangling symlink" if kind != "directory" else "not a file") in message
+
+
+@pytest.mark.parametrize("field", ["signing_key", "verify_key", "signed_state"])
+def test_keys_cannot_come_from_the_roots_settings_file(tmp_path: Path, field: str) -> None:
+    """Whoever writes the root could otherwise point verify at their own key."""
+    (tmp_path / "wmtp_settings.json").write_text(json.dumps({field: "/elsewhere/k.pem"}))
+    with pytest.raises(SettingsError) as caught:
+        Settings.load(storage_root=tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / 'wmtp_settings.json'}: {field} cannot be set")
+    assert f"WMTP_{field.upper()} in the environment" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("var", ["WMTP_SIGNING_KEY", "WMTP_VERIFY_KEY", "WMTP_SIGNED_STATE"])
+def test_a_key_inside_the_root_is_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, var: str
+) -> None:
+    root = tmp_path / "storage"
+    monkeypatch.setenv(var, str(root / "keys" / "k.pem"))
+    with pytest.raises(SettingsError, match=f"^{var}: .* is inside the storage root {root};"):
+        Settings.load(storage_root=root)
+    monkeypatch.setenv(var, str(tmp_path / "keys" / "k.pem"))
+    assert (
+        Settings.load(storage_root=root).origin(var.removeprefix("WMTP_").lower()) == f"env {var}"
+    )
+
+
+def test_the_demo_keys_of_a_root_are_the_default_and_the_environment_wins(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    root = tmp_path / "storage"
+    assert Settings.load(storage_root=root).verify_key is None
+    keys = make_demo_keys(root, tmp_path / "config")
+    settings = Settings.load(storage_root=root)
+    assert (settings.signing_key, settings.verify_key) == (keys.signing_key, keys.verify_key)
+    assert settings.signed_state_for(keys.verify_key) == keys.signed_state
+    assert settings.origin("verify_key").startswith("the demo's keys for this root")
+    assert Settings.load(storage_root=tmp_path / "other").verify_key is None
+    monkeypatch.setenv("WMTP_VERIFY_KEY", str(tmp_path / "mine.pem"))
+    assert Settings.load(storage_root=root).verify_key == tmp_path / "mine.pem"

@@ -37,6 +37,7 @@ from wmtp_assets.defs.metadata import (
 from wmtp_assets.defs.models import TOKENIZER
 from wmtp_assets.defs.raw_fetch import fetch_raw
 from wmtp_assets.defs.resources import WmtpResource
+from wmtp_assets.defs.signing import sign_partition, with_signatures
 from wmtp_assets.files.trainer_view import link_dataset
 from wmtp_assets.sources.provenance import RawSetError, listed_files
 
@@ -73,7 +74,7 @@ PIPELINE_CODE_VERSION = (
 def datasets_raw(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.MaterializeResult:
     part = Partition.parse(context.partition_key)
     dirs = wmtp.layout.dataset(part.dataset)
-    return fetch_raw(
+    result = fetch_raw(
         context,
         wmtp,
         part.spec.repo_id,
@@ -82,6 +83,7 @@ def datasets_raw(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.Ma
         [part.spec.file_pattern(part.split)],
         dirs.raw,
     )
+    return with_signatures(result, sign_partition(wmtp, part.key))
 
 
 @dg.multi_asset(
@@ -147,6 +149,7 @@ def datasets_processed(
         expected_sha256=inputs,
     )
     link = link_dataset(layout, part.dataset)
+    signatures = sign_partition(wmtp, part.key)
     stats = report.stats
     version = dg.DataVersion(report.jsonl_sha256[:16])
     processed: dg.MaterializeResult[None] = dg.MaterializeResult(
@@ -188,6 +191,7 @@ def datasets_processed(
             **stats_entries(stats),
             "statements_path": dg.MetadataValue.path(str(report.statements_file)),
             **sealed_files(layout.root, [report.stats_file, report.statements_file]),
+            **signatures,
         },
         data_version=version,
     )
@@ -221,6 +225,7 @@ def datasets_small(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.
             "incorrect": dg.MetadataValue.int(report.incorrect),
             "seed": dg.MetadataValue.int(report.seed),
             **sealed_files(wmtp.layout.root, [report.path]),
+            **sign_partition(wmtp, part.key),
         },
         data_version=dg.DataVersion(report.source_jsonl_sha256[:16]),
     )
@@ -337,6 +342,8 @@ def datasets_eval(
     report = write_eval_files(part, list(_raw_inputs(part, dirs.raw)), dirs)
     if report.tests_json is not None:
         link_dataset(layout, part.dataset)
+    if report.eval_jsonl is not None or report.tests_json is not None:
+        sign_partition(wmtp, part.key)
     results = [
         _eval_file_result(layout.root, EVAL_PROBLEMS, report.eval_jsonl, report),
         _eval_file_result(layout.root, EVAL_TESTS, report.tests_json, report),

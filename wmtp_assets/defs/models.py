@@ -27,6 +27,7 @@ from wmtp_assets.defs.metadata import (
 )
 from wmtp_assets.defs.raw_fetch import fetch_raw
 from wmtp_assets.defs.resources import WmtpResource
+from wmtp_assets.defs.signing import sign_model, with_signatures
 from wmtp_assets.files.layout import ModelDirs
 from wmtp_assets.files.lock import artifact_lock
 from wmtp_assets.files.trainer_view import link_model
@@ -76,9 +77,10 @@ def meta_llama_mtp_raw(
     context: dg.AssetExecutionContext, wmtp: WmtpResource
 ) -> dg.MaterializeResult:
     dirs = wmtp.layout.model("meta_llama_mtp")
-    return fetch_raw(
+    result = fetch_raw(
         context, wmtp, META_MTP.repo_id, "model", META_MTP.revision, META_MTP.patterns, dirs.raw
     )
+    return with_signatures(result, sign_model(wmtp, "meta_llama_mtp"))
 
 
 @dg.asset(
@@ -108,6 +110,7 @@ def meta_llama_mtp_tokenizer(wmtp: WmtpResource) -> dg.MaterializeResult:
             "vocab_size": dg.MetadataValue.int(info.vocab_size),
             "tokenizer_dir": dg.MetadataValue.path(str(dirs.tokenizer)),
             **sealed_files(wmtp.layout.root, [dirs.tokenizer / f for f in TOKENIZER_FILES]),
+            **sign_model(wmtp, "meta_llama_mtp"),
         },
         data_version=dg.DataVersion(info.sha256[:16]),
     )
@@ -135,6 +138,7 @@ def _build_micro(
             "tokenizer_sha256": dg.MetadataValue.text(meta.tokenizer.sha256),
             "files": files_table(meta.files, meta.size_bytes),
             **model_sealed_files(wmtp.layout.root, dirs, meta.files),
+            **sign_model(wmtp, model),
         },
         data_version=dg.DataVersion(built.weights_sha256[:16]),
     )
@@ -229,7 +233,7 @@ def _materialize_result(
 @explained
 def sheared_raw(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.MaterializeResult:
     dirs = wmtp.layout.model("ref_sheared_llama_2_7b")
-    return fetch_raw(
+    result = fetch_raw(
         context,
         wmtp,
         SHEARED_LLAMA.repo_id,
@@ -238,6 +242,7 @@ def sheared_raw(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.Mat
         SHEARED_LLAMA.patterns,
         dirs.raw,
     )
+    return with_signatures(result, sign_model(wmtp, "ref_sheared_llama_2_7b"))
 
 
 @dg.asset(
@@ -268,7 +273,9 @@ def meta_safetensors(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> d
         device=_trace_device(context, wmtp),
     )
     link_model(wmtp.layout, "meta_llama_mtp")
-    return _materialize_result(wmtp.layout.root, dirs, outcome)
+    return with_signatures(
+        _materialize_result(wmtp.layout.root, dirs, outcome), sign_model(wmtp, "meta_llama_mtp")
+    )
 
 
 def _trace_device(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> str:
@@ -313,7 +320,10 @@ def sheared_safetensors(
         device=_trace_device(context, wmtp),
     )
     link_model(wmtp.layout, "ref_sheared_llama_2_7b")
-    return _materialize_result(wmtp.layout.root, dirs, outcome)
+    return with_signatures(
+        _materialize_result(wmtp.layout.root, dirs, outcome),
+        sign_model(wmtp, "ref_sheared_llama_2_7b"),
+    )
 
 
 STARLING_RAW = dg.AssetKey(["models", "starling_rm_7b", "raw"])

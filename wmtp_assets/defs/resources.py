@@ -22,6 +22,13 @@ class WmtpResource(dg.ConfigurableResource):
     lock_timeout_s: float = Field(
         default=600.0, description="WMTP_LOCK_TIMEOUT: seconds to wait for a held artifact"
     )
+    signing_key: str | None = Field(
+        default=None, description="WMTP_SIGNING_KEY: PEM EC P-256 private key outside the root"
+    )
+    verify_key: str | None = Field(default=None, description="WMTP_VERIFY_KEY: PEM public key")
+    signed_state: str | None = Field(
+        default=None, description="WMTP_SIGNED_STATE: the signed-state record (default: by the key)"
+    )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         die_with_parent()
@@ -35,6 +42,9 @@ class WmtpResource(dg.ConfigurableResource):
             max_tokens=settings.max_tokens,
             device=settings.device,
             lock_timeout_s=settings.lock_timeout_s,
+            signing_key=_text(settings.signing_key),
+            verify_key=_text(settings.verify_key),
+            signed_state=_text(settings.signed_state),
         )
 
     @property
@@ -46,6 +56,9 @@ class WmtpResource(dg.ConfigurableResource):
             max_tokens=self.max_tokens,
             device=self.device,  # type: ignore[arg-type]
             lock_timeout_s=self.lock_timeout_s,
+            signing_key=_path(self.signing_key),
+            verify_key=_path(self.verify_key),
+            signed_state=_path(self.signed_state),
         )
 
     @property
@@ -54,3 +67,11 @@ class WmtpResource(dg.ConfigurableResource):
 
     def source(self) -> Source:
         return source_from_settings(self.settings)
+
+
+def _text(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+def _path(text: str | None) -> Path | None:
+    return None if not text else Path(text)

@@ -61,6 +61,11 @@ class ModelDirs:
         return self.safetensors / "SHA256SUMS"
 
     @property
+    def signature(self) -> Path:
+        """``model.sig``: the folder's OpenSSF Model Signing signature (``files/signing.py``)."""
+        return self.root / "model.sig"
+
+    @property
     def source_trace(self) -> Path:
         """What the source computes on the forward check's prompt, recorded by the conversion."""
         return self.root / "proof" / "source_trace.safetensors"

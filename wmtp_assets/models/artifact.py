@@ -135,11 +135,16 @@ def seal_bytes(entries: Mapping[str, str]) -> bytes:
 def artifact_files(dirs: ModelDirs) -> dict[str, Path]:
     """Every file of the artifact on disk except ``raw/``, ``proof/`` (run-specific evidence,
     sealed by the instance only, see ``fp16_conversion``), ``metadata.json``, ``SHA256SUMS``,
-    locks and temporary files (what ``metadata.json``'s ``files`` records)."""
+    ``model.sig`` (a statement about the folder, rewritten whenever it is signed), locks and
+    temporary files (what ``metadata.json``'s ``files`` records)."""
     files: dict[str, Path] = {}
     for path in sorted(dirs.root.rglob("*")):
         rel = path.relative_to(dirs.root)
-        outside = rel.parts[0] in ("raw", "proof") or path in (dirs.metadata, dirs.sha256sums)
+        outside = rel.parts[0] in ("raw", "proof") or path in (
+            dirs.metadata,
+            dirs.sha256sums,
+            dirs.signature,
+        )
         if not path.is_file() or outside:
             continue
         if any(part.startswith(".") for part in rel.parts):
