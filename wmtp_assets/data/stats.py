@@ -39,7 +39,7 @@ DROP_RULES: dict[DropReason, str] = {
     "too_long": "tokens(instruction) + tokens(input) + tokens(output) > max_tokens",
     "not_python": (
         "a solution labelled Python 2 or 3, within the limit, that does not parse as that Python "
-        "(ast.parse; lib2to3's Python 2 grammar for Python 2): e.g. C++ labelled Python 3"
+        "(ast.parse; tree-sitter's Python grammar for Python 2): e.g. C++ labelled Python 3"
     ),
 }
 """Why a candidate record is dropped; each is counted under the first reason that applies, in

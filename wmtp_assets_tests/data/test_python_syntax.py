@@ -1,5 +1,5 @@
-"""parses_as: Python 3 by CPython's own parser, Python 2 by lib2to3's grammar where Python 3's
-refuses; and the evidence that MBPP and HumanEval need no such filter."""
+"""parses_as: Python 3 by CPython's own parser, Python 2 by tree-sitter's Python grammar where
+Python 3's refuses; and the evidence that MBPP and HumanEval need no such filter."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ def test_python2_only_syntax_is_python2_not_python3() -> None:
 
 def test_pathological_nesting_is_refused_not_raised() -> None:
     assert not parses_as("(" * 10_000 + ")" * 10_000, "python3")
+    assert not parses_as("(" * 10_000, "python2")
 
 
 def test_humaneval_solutions_are_python_by_construction() -> None:
