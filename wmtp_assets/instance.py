@@ -6,7 +6,9 @@ packaged ``dagster.yaml`` (pools, queued runs). The demo, ``verify``, ``report``
 
 An unusable instance is one :class:`InstanceError` line naming the variable or the file: a
 ``DAGSTER_HOME`` that is not an existing absolute folder, a database file that is not SQLite or
-that another process keeps locked (``check_instance_databases``), before any run starts.
+that another process keeps locked (``check_instance_databases``), before any run starts. A
+database that fills up during a run (SQLite's "database or disk is full": ENOSPC, a quota) is one
+:class:`InstanceFullError` line naming that file (``watch_for_full_databases``, ``database_full``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ import os
 import sqlite3
 from importlib.resources import files
 from pathlib import Path
+
+import sqlalchemy
+from sqlalchemy.engine import Engine
 
 from wmtp_assets.files.atomic import atomic_write_text
 from wmtp_assets.settings import Settings
@@ -28,6 +33,52 @@ LOCK_WAIT_S = 5.0
 
 class InstanceError(ValueError):
     """The Dagster instance cannot be used; the message names the variable or file."""
+
+
+class InstanceFullError(InstanceError):
+    """An instance database could not grow (no space left on device); names the file."""
+
+
+_full_databases: list[str] = []
+"""Every SQLite file that answered 'database or disk is full' in this process, newest last."""
+
+
+def _is_full(exc: BaseException) -> bool:
+    return (
+        isinstance(exc, sqlite3.Error)
+        and getattr(exc, "sqlite_errorcode", 0) == sqlite3.SQLITE_FULL
+    )
+
+
+def _note_full_database(context: sqlalchemy.engine.ExceptionContext) -> None:
+    engine = context.engine
+    if engine is not None and _is_full(context.original_exception):
+        _full_databases.append(str(engine.url.database or engine.url))
+
+
+def watch_for_full_databases() -> None:
+    """Note the file of every SQLite database that fills up from now on, whichever of Dagster's
+    engines (run, event log per run, index, schedules) it is; idempotent."""
+    if not sqlalchemy.event.contains(Engine, "handle_error", _note_full_database):
+        sqlalchemy.event.listen(Engine, "handle_error", _note_full_database)
+
+
+def database_full(exc: BaseException) -> InstanceFullError | None:
+    """The one-line error for a 'database or disk is full' anywhere in ``exc``'s chain (naming
+    the file ``watch_for_full_databases`` saw fill up), or None when that is not the cause."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if _is_full(cause):
+            where = _full_databases[-1] if _full_databases else "the Dagster instance's database"
+            return InstanceFullError(
+                f"{where}: no space left on device (SQLite: database or disk is full); the run "
+                "stopped and what it had not recorded is not sealed: free space (or point "
+                "DAGSTER_HOME at a disk with room), then rematerialize what it was building"
+            )
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def instance_home(settings: Settings) -> Path:
