@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sqlite3
 from importlib.resources import files
 from pathlib import Path
@@ -29,6 +30,8 @@ INSTANCE_FOLDER = "dagster_home"
 INSTANCE_DATABASES = ("history/runs.db", "history/runs/index.db", "schedules/schedules.db")
 """The SQLite files every run reads or writes (per-run event logs are opened as runs need them)."""
 LOCK_WAIT_S = 5.0
+FULL_BELOW_BYTES = 64 * 1024
+"""Free space under which a failing database is reported as on a full disk."""
 
 
 class InstanceError(ValueError):
@@ -116,6 +119,11 @@ def check_instance_databases(home: Path) -> None:
                 db.execute("SELECT count(*) FROM sqlite_master").fetchone()
                 db.execute("ROLLBACK")
         except sqlite3.Error as exc:
+            if _is_full(exc) or shutil.disk_usage(path.parent).free < FULL_BELOW_BYTES:
+                raise InstanceFullError(  # SQLite says "disk I/O error" if no journal fits
+                    f"{path}: no space left on device ({exc}); free space, or point "
+                    "DAGSTER_HOME at a disk with room"
+                ) from None
             raise InstanceError(
                 f"{path}: the Dagster instance's database cannot be read ({exc}); expected a "
                 "SQLite database no other process keeps locked (end that process, restore the "
