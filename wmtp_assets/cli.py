@@ -16,7 +16,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wmtp_assets.instance import InstanceError
+from wmtp_assets.instance import InstanceError, database_full
 from wmtp_assets.settings import ENV_VARS, Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -49,10 +49,15 @@ def _instance(settings: Settings) -> dg.DagsterInstance:
     import dagster as dg
 
     from wmtp_assets.defs.dead_runs import free_slots_of_dead_runs
-    from wmtp_assets.instance import check_instance_databases, instance_home
+    from wmtp_assets.instance import (
+        check_instance_databases,
+        instance_home,
+        watch_for_full_databases,
+    )
 
     home = instance_home(settings)
     check_instance_databases(home)
+    watch_for_full_databases()
     instance = dg.DagsterInstance.from_config(str(home))
     for run_id in free_slots_of_dead_runs(instance):  # a killed run's pool slots: a rerun waits
         print(f"run {run_id}: its processes are gone; marked failed, pool slots freed")
@@ -369,6 +374,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("wmtp-assets: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # only a full instance database is ours to name; others propagate
+        full = database_full(exc)
+        if full is None:
+            raise
+        print(f"wmtp-assets: {full}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

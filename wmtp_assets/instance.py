@@ -6,16 +6,22 @@ packaged ``dagster.yaml`` (pools, queued runs). The demo, ``verify``, ``report``
 
 An unusable instance is one :class:`InstanceError` line naming the variable or the file: a
 ``DAGSTER_HOME`` that is not an existing absolute folder, a database file that is not SQLite or
-that another process keeps locked (``check_instance_databases``), before any run starts.
+that another process keeps locked (``check_instance_databases``), before any run starts. A
+database that fills up during a run (SQLite's "database or disk is full": ENOSPC, a quota) is one
+:class:`InstanceFullError` line naming that file (``watch_for_full_databases``, ``database_full``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sqlite3
 from importlib.resources import files
 from pathlib import Path
+
+import sqlalchemy
+from sqlalchemy.engine import Engine
 
 from wmtp_assets.files.atomic import atomic_write_text
 from wmtp_assets.settings import Settings
@@ -24,10 +30,58 @@ INSTANCE_FOLDER = "dagster_home"
 INSTANCE_DATABASES = ("history/runs.db", "history/runs/index.db", "schedules/schedules.db")
 """The SQLite files every run reads or writes (per-run event logs are opened as runs need them)."""
 LOCK_WAIT_S = 5.0
+FULL_BELOW_BYTES = 64 * 1024
+"""Free space under which a failing database is reported as on a full disk."""
 
 
 class InstanceError(ValueError):
     """The Dagster instance cannot be used; the message names the variable or file."""
+
+
+class InstanceFullError(InstanceError):
+    """An instance database could not grow (no space left on device); names the file."""
+
+
+_full_databases: list[str] = []
+"""Every SQLite file that answered 'database or disk is full' in this process, newest last."""
+
+
+def _is_full(exc: BaseException) -> bool:
+    return (
+        isinstance(exc, sqlite3.Error)
+        and getattr(exc, "sqlite_errorcode", 0) == sqlite3.SQLITE_FULL
+    )
+
+
+def _note_full_database(context: sqlalchemy.engine.ExceptionContext) -> None:
+    engine = context.engine
+    if engine is not None and _is_full(context.original_exception):
+        _full_databases.append(str(engine.url.database or engine.url))
+
+
+def watch_for_full_databases() -> None:
+    """Note the file of every SQLite database that fills up from now on, whichever of Dagster's
+    engines (run, event log per run, index, schedules) it is; idempotent."""
+    if not sqlalchemy.event.contains(Engine, "handle_error", _note_full_database):
+        sqlalchemy.event.listen(Engine, "handle_error", _note_full_database)
+
+
+def database_full(exc: BaseException) -> InstanceFullError | None:
+    """The one-line error for a 'database or disk is full' anywhere in ``exc``'s chain (naming
+    the file ``watch_for_full_databases`` saw fill up), or None when that is not the cause."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if _is_full(cause):
+            where = _full_databases[-1] if _full_databases else "the Dagster instance's database"
+            return InstanceFullError(
+                f"{where}: no space left on device (SQLite: database or disk is full); the run "
+                "stopped and what it had not recorded is not sealed: free space (or point "
+                "DAGSTER_HOME at a disk with room), then rematerialize what it was building"
+            )
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def instance_home(settings: Settings) -> Path:
@@ -65,6 +119,11 @@ def check_instance_databases(home: Path) -> None:
                 db.execute("SELECT count(*) FROM sqlite_master").fetchone()
                 db.execute("ROLLBACK")
         except sqlite3.Error as exc:
+            if _is_full(exc) or shutil.disk_usage(path.parent).free < FULL_BELOW_BYTES:
+                raise InstanceFullError(  # SQLite says "disk I/O error" if no journal fits
+                    f"{path}: no space left on device ({exc}); free space, or point "
+                    "DAGSTER_HOME at a disk with room"
+                ) from None
             raise InstanceError(
                 f"{path}: the Dagster instance's database cannot be read ({exc}); expected a "
                 "SQLite database no other process keeps locked (end that process, restore the "

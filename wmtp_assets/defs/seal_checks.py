@@ -56,6 +56,28 @@ def same_run_hashes(
     return known
 
 
+def unrecorded_run(
+    instance: dg.DagsterInstance,
+    asset: dg.AssetKey,
+    partition: Partition | None,
+    after: dg.EventLogRecord,
+) -> str:
+    """The later run that planned to materialize ``asset`` (``partition``) after ``after`` but
+    recorded no materialization, with its status; "" when there is none. Such a run may have
+    published files and then failed to record their seal (its instance database full)."""
+    planned = instance.get_latest_planned_materialization_info(
+        asset, partition.key if partition else None
+    )
+    if planned is None or planned.storage_id <= after.storage_id or planned.run_id == after.run_id:
+        return ""
+    run = instance.get_run_by_id(planned.run_id)
+    status = run.status.value if run else "unknown status"
+    return (
+        f"run {planned.run_id} ({status}) set out to materialize {asset.to_user_string()} "
+        "after that seal and recorded none (was its instance database full?): rematerialize it"
+    )
+
+
 def latest_seal(
     instance: dg.DagsterInstance, asset: dg.AssetKey, partition: Partition | None
 ) -> tuple[sealed.Seal | None, str]:
@@ -83,7 +105,9 @@ def latest_seal(
 
 def unchanged(given: CheckInput) -> CheckOutcome:
     seal, reason = latest_seal(given.instance, given.asset, given.partition)
-    return sealed.unchanged_since_materialization(given.wmtp.layout.root, seal, reason)
+    record = _latest(given.instance, given.asset, given.partition) if seal else None
+    since = unrecorded_run(given.instance, given.asset, given.partition, record) if record else ""
+    return sealed.unchanged_since_materialization(given.wmtp.layout.root, seal, reason, since)
 
 
 SEALED_CHECK = "unchanged_since_materialization"

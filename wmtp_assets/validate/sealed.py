@@ -44,11 +44,14 @@ def seal_files(
 
 
 def unchanged_since_materialization(
-    root: Path, seal: Seal | None, unsealed_reason: str = ""
+    root: Path, seal: Seal | None, unsealed_reason: str = "", unrecorded_since: str = ""
 ) -> CheckOutcome:
     """Every file the latest materialization published still has the SHA256 recorded in the
     Dagster event log then; a rewrite outside Dagster fails even when it is consistent with
-    every other file. No recorded materialization in this instance is a failure, not a pass."""
+    every other file. No recorded materialization in this instance is a failure, not a pass.
+    ``unrecorded_since`` names a later run that set out to materialize the asset but recorded
+    nothing (e.g. its instance database was full): a file that differs is then named as not
+    sealed by that run, not as changed behind Dagster's back; files equal to the seal pass."""
     if seal is None:
         return CheckOutcome.fail(
             f"not sealed: {unsealed_reason}; nothing to compare the stored bytes with",
@@ -66,9 +69,11 @@ def unchanged_since_materialization(
         found = sha256_file(path) if path.is_file() else None
         if found != expected:
             what = f"SHA256 {found}" if found else "missing"
+            since = f"changed since materialization by run {seal.run_id} at {seal.recorded_at}"
+            if unrecorded_since:
+                since = f"not sealed: {unrecorded_since}; the seal is run {seal.run_id}'s"
             return CheckOutcome.fail(
-                f"{path}: changed since materialization by run {seal.run_id} at "
-                f"{seal.recorded_at} ({what}, recorded {expected})",
+                f"{path}: {since} ({what}, recorded {expected})",
                 file=str(path),
                 expected=expected,
                 found=found or "missing",
