@@ -7,9 +7,10 @@ problems in 39 shards; about 277 kept Python records per problem (3,691,981 in a
 and descriptions ~1.4 KB median, lognormal, 1 % of solutions ~20 KB (over the token limit); the
 test columns are most of the 7.5 GB, ~480 KB of test strings per problem (the train tests file
 reaches ~6.5 GB), lognormal across problems, in public (2-3 small), private (a few) and generated
-tests (up to ~100 larger ones). Text comes from the word and code pools of ``bench/datasets.py``
-(~3 characters per Llama-2 token, like real code). One row group per 16 problems, written and
-dropped before the next, so memory is one row group whatever the size.
+tests (up to ~100 larger ones). Text comes from the word and code pools of
+``bench/codecontests_text.py`` (~3 characters per Llama-2 token, like real code). One row group
+per 16 problems, written and dropped before the next, so memory is one row group whatever the
+size.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.datasets import CPP, JAVA, PYTHON2, PYTHON3, WORDS, _Pools
+from bench.codecontests_text import WORDS, Pools
 from wmtp_assets.data.upstream_schema import CODECONTESTS_SCHEMA
-from wmtp_assets.demo.dataset_mirror import codecontests_row
+from wmtp_assets.demo.dataset_mirror import CPP, JAVA, PYTHON2, PYTHON3, codecontests_row
 
 REAL_PROBLEMS = 13_328
 REAL_SHARDS = 39
@@ -59,7 +60,7 @@ def _tests(rng: random.Random, pool: _TestPool) -> dict[str, list[tuple[str, str
     return {"public": public, "private": private, "generated": generated}
 
 
-def _problem(p: int, rng: random.Random, pools: _Pools, tests: _TestPool) -> dict[str, Any]:
+def _problem(p: int, rng: random.Random, pools: Pools, tests: _TestPool) -> dict[str, Any]:
     kept = max(1, int(rng.lognormvariate(math.log(KEPT_PER_PROBLEM * 0.8), 0.7)))
     python = [
         (
@@ -95,7 +96,7 @@ def _problem(p: int, rng: random.Random, pools: _Pools, tests: _TestPool) -> dic
 def write_split(folder: Path, split: str, problems: int, shards: int, seed: int = 0) -> list[Path]:
     """``problems`` problems as ``<split>-000NN-of-000MM.parquet`` shards in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    pools, rng = _Pools(seed), random.Random(seed)
+    pools, rng = Pools(seed), random.Random(seed)
     tests = _TestPool(rng)
     per_shard = math.ceil(problems / shards)
     paths: list[Path] = []

@@ -1,10 +1,10 @@
 """Dataset-processing benchmark: the project's pipeline vs the ``datasets`` baseline a user would
 write vs a naive script vs pure tokenization, all with the real Llama-2 tokenizer.
 
-One run builds a deterministic CodeContests-shaped split (``--problems`` problems x
-``--per-problem`` solutions in Python 2/3, C++ and Java, correct and incorrect; ~1.5 KB code and
-~1.5 KB descriptions; about 1% of solutions far over the token limit) and measures, each in a fresh
-subprocess so its peak RSS is its own:
+One run builds a deterministic CodeContests-shaped split (``bench/codecontests_text.py``:
+``--problems`` problems x ``--per-problem`` solutions in Python 2/3, C++ and Java, correct and
+incorrect; ~1.5 KB code and ~1.5 KB descriptions; about 1% of solutions far over the token
+limit) and measures, each in a fresh subprocess so its peak RSS is its own:
 
 * ``pipeline``: ``process_split`` (JSONL, the trainer-shaped problem index with per-line
   metadata and output-only lengths, stats) then ``write_eval_files`` (``tests/train_tests.json``),
@@ -38,13 +38,11 @@ import argparse
 import json
 import math
 import os
-import random
 import resource
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -56,130 +54,15 @@ import pyarrow.compute as pc  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import sentencepiece as spm  # noqa: E402
 
+from bench.codecontests_text import write_split  # noqa: E402
+from bench.process_tree import TreeSampler, status_kb  # noqa: E402
 from wmtp_assets.data.eval_files import write_eval_files  # noqa: E402
 from wmtp_assets.data.pipeline import process_split  # noqa: E402
-from wmtp_assets.demo.dataset_mirror import (  # noqa: E402
-    CPP,
-    JAVA,
-    PYTHON2,
-    PYTHON3,
-    codecontests_row,
-    write_codecontests_parquet,
-)
 from wmtp_assets.demo.tokenizer import LLAMA2_TOKENIZER  # noqa: E402
 from wmtp_assets.files.layout import Layout  # noqa: E402
 
 MAX_TOKENS = 2048
-PROBLEMS_PER_SHARD = 100
 REAL_TRAIN_RECORDS = 3_691_981
-LANGUAGES = [(PYTHON3, 0.55), (PYTHON2, 0.2), (CPP, 0.18), (JAVA, 0.07)]
-_WORD_TEXT = (
-    "array integer string query tree graph edge vertex path cost minimum maximum sum number "
-    "print output input test case line contains each given find count pair subsequence order "
-    "operation value index element distinct modulo answer possible first second friends city "
-    "road game player move turn Alice Bob coins bracket sequence segment permutation"
-)
-WORDS = _WORD_TEXT.split()
-
-# --- deterministic synthetic data -----------------------------------------------------------
-
-
-def _identifier(rng: random.Random) -> str:
-    return "_".join(rng.choice(WORDS).lower() for _ in range(rng.randint(1, 2)))
-
-
-def _python_block(rng: random.Random) -> str:
-    a, b, c = _identifier(rng), _identifier(rng), _identifier(rng)
-    n = rng.randint(2, 10**6)
-    return rng.choice(
-        [
-            f"def {a}({b}, {c}):\n    {b} = sorted({b})\n    total = 0\n    for i in range(len({b})):\n"  # noqa: E501
-            f"        if {b}[i] % {n} == {c}:\n            total += {b}[i]\n    return total\n\n",
-            f"{a} = [int(x) for x in input().split()]\n{b} = {{}}\nfor v in {a}:\n"
-            f"    {b}[v] = {b}.get(v, 0) + 1\nprint(max({b}.values()) if {b} else {n})\n",
-            f"while {a} < {b}:\n    mid = ({a} + {b}) // 2\n    if check(mid, {c}):\n"
-            f"        {b} = mid\n    else:\n        {a} = mid + 1\n",
-            f"import sys\ninput = sys.stdin.readline\nMOD = {n}\n"
-            f"dp = [0] * ({n % 1000} + 1)\ndp[0] = 1\nfor i in range(1, len(dp)):\n"
-            f"    dp[i] = (dp[i - 1] * {rng.randint(2, 99)} + i) % MOD\n",
-            f"for _ in range(int(input())):\n    {a}, {b} = map(int, input().split())\n"
-            f"    print('YES' if ({a} ^ {b}) & {n} else 'NO')\n",
-        ]
-    )
-
-
-def _cpp_block(rng: random.Random) -> str:
-    a, b = _identifier(rng), _identifier(rng)
-    return (
-        f"long long {a}(vector<long long>& {b}) {{\n  long long s = 0;\n"
-        f"  for (auto x : {b}) s = (s + x * {rng.randint(2, 999)}) % {rng.randint(10**8, 10**9)};\n"
-        f"  return s;\n}}\n"
-    )
-
-
-def _code(rng: random.Random, block: Any, target: int) -> str:
-    parts: list[str] = []
-    while sum(map(len, parts)) < target:
-        parts.append(block(rng))
-    return "".join(parts)
-
-
-def _description(rng: random.Random, target: int) -> str:
-    words: list[str] = []
-    while sum(len(w) + 1 for w in words) < target:
-        words += [rng.choice(WORDS) for _ in range(rng.randint(6, 14))] + [
-            ".\n" * rng.randint(0, 1)
-        ]
-    return " ".join(words) + "\n\nExample\n\nInput\n\n3\n1 2 3\n\nOutput\n\n6\n"
-
-
-class _Pools:
-    """Pre-generated texts; rows sample from them so generation is fast and deterministic."""
-
-    def __init__(self, seed: int = 0) -> None:
-        rng = random.Random(seed)
-
-        def length() -> int:
-            return int(min(6000, max(200, rng.lognormvariate(math.log(1400), 0.45))))
-
-        self.python = [_code(rng, _python_block, length()) for _ in range(3000)]
-        self.python_long = [_code(rng, _python_block, 20_000) for _ in range(20)]
-        self.cpp = [_code(rng, _cpp_block, length()) for _ in range(600)]
-        self.descriptions = [_description(rng, length()) for _ in range(800)]
-
-
-def _solution(rng: random.Random, pools: _Pools, tag: str) -> tuple[int, str]:
-    (language,) = rng.choices([lang for lang, _ in LANGUAGES], [w for _, w in LANGUAGES])
-    if language in (CPP, JAVA):
-        return language, f"// {tag}\n" + rng.choice(pools.cpp)
-    source = pools.python_long if rng.random() < 0.01 else pools.python
-    return language, f"# {tag}\n" + rng.choice(source)
-
-
-def write_split(folder: Path, problems: int, per_problem: int, seed: int = 0) -> list[Path]:
-    """Write ``problems`` CodeContests problems as shards of ``PROBLEMS_PER_SHARD``."""
-    shutil.rmtree(folder, ignore_errors=True)
-    pools, rng = _Pools(), random.Random(seed)
-    shards = math.ceil(problems / PROBLEMS_PER_SHARD)
-    paths = []
-    for s in range(shards):
-        rows = []
-        for p in range(s * PROBLEMS_PER_SHARD, min(problems, (s + 1) * PROBLEMS_PER_SHARD)):
-            solutions = [_solution(rng, pools, f"{p}/{k}") for k in range(per_problem)]
-            half = per_problem // 2
-            rows.append(
-                codecontests_row(
-                    f"{p}_{rng.choice('ABCDE')}. {rng.choice(WORDS).title()}",
-                    f"Problem {p}. " + rng.choice(pools.descriptions),
-                    public_tests=[(f"{k}\n{k} {p}\n", f"{k + p}\n") for k in range(3)],
-                    solutions=solutions[:half],
-                    incorrect_solutions=solutions[half:],
-                    difficulty=rng.randint(0, 12),
-                )
-            )
-        path = folder / f"train-{s:05d}-of-{shards:05d}.parquet"
-        paths.append(write_codecontests_parquet(path, rows, row_group_size=50))
-    return paths
 
 
 # --- the three measured programs (each run in its own subprocess) ---------------------------
@@ -338,56 +221,18 @@ PROGRAMS = {
 }
 
 
-def _status_kb(pid: int | str, field: str) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:  # the process just ended
-        pass
-    return 0
-
-
-def _descendants(root: int) -> list[int]:
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(stat.parent.name)] = int(fields[1])
-    found, frontier = [], [root]
-    while frontier:
-        frontier = [pid for pid, ppid in parents.items() if ppid in frontier]
-        found += frontier
-    return found
-
-
-class TreeMemory(threading.Thread):
-    """Samples this process and its descendants every 0.2 s.
-
-    ``ru_maxrss`` is not used: on Linux a child started by fork+exec inherits its parent's
-    high-water mark, so it would report the orchestrator's memory. ``VmHWM`` is per process
-    image; the tree total is the largest sum of ``VmRSS`` seen.
-    """
+class TreeMemory(TreeSampler):
+    """This process and its descendants: the largest ``VmHWM`` of a descendant (``VmHWM`` is
+    per process image) and the largest sum of ``VmRSS`` over the tree seen."""
 
     def __init__(self) -> None:
-        super().__init__(daemon=True)
+        super().__init__(os.getpid())
         self.worker_hwm_kb = self.tree_kb = 0
-        self._done = threading.Event()
 
-    def run(self) -> None:
-        while not self._done.wait(0.2):
-            children = _descendants(os.getpid())
-            self.worker_hwm_kb = max(
-                [self.worker_hwm_kb] + [_status_kb(c, "VmHWM") for c in children]
-            )
-            tree = _status_kb("self", "VmRSS") + sum(_status_kb(c, "VmRSS") for c in children)
-            self.tree_kb = max(self.tree_kb, tree)
-
-    def stop(self) -> None:
-        self._done.set()
-        self.join()
+    def sample(self, root: dict[str, int], children: list[dict[str, int]]) -> None:
+        self.worker_hwm_kb = max([self.worker_hwm_kb] + [c.get("VmHWM", 0) for c in children])
+        tree = root.get("VmRSS", 0) + sum(c.get("VmRSS", 0) for c in children)
+        self.tree_kb = max(self.tree_kb, tree)
 
 
 def _child(args: argparse.Namespace) -> None:
@@ -399,7 +244,7 @@ def _child(args: argparse.Namespace) -> None:
     result = {"seconds": time.perf_counter() - started, "cpu_s": _cpu_seconds() - cpu_started}
     result |= own  # a program that times only part of its work reports its own figures
     memory.stop()
-    result["peak_rss_mb"] = _status_kb("self", "VmHWM") / 1024
+    result["peak_rss_mb"] = status_kb("self").get("VmHWM", 0) / 1024
     result["peak_worker_rss_mb"] = memory.worker_hwm_kb / 1024
     result["peak_tree_rss_mb"] = max(memory.tree_kb / 1024, result["peak_rss_mb"])
     print(json.dumps(result))

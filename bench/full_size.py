@@ -30,7 +30,6 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -38,6 +37,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from bench.full_size_sources import LLAMA2_SHA256, build_meta, build_sheared  # noqa: E402
+from bench.process_tree import TreeSampler  # noqa: E402
 
 STEP_TIME = re.compile(r'Finished execution of step "([^"]+)" in ([0-9.]+(?:ms|s|m))')
 MODELS = {
@@ -54,57 +54,20 @@ MODELS = {
 }
 
 
-def _status_kb(pid: str) -> dict[str, int]:
-    fields: dict[str, int] = {}
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return fields
-    for line in text.splitlines():
-        name, _, rest = line.partition(":")
-        if name in ("RssAnon", "RssShmem", "RssFile"):
-            fields[name] = int(rest.split()[0])
-    return fields
-
-
-def _tree(root: int) -> list[str]:
-    children: dict[str, list[str]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            ppid = stat.rsplit(")", 1)[1].split()[1]
-            children.setdefault(ppid, []).append(entry)
-    found, todo = [], [str(root)]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return found
-
-
-class TreeMemory(threading.Thread):
+class TreeMemory(TreeSampler):
     """Peak ``RssAnon + RssShmem`` (private) and ``RssFile`` summed over a process tree."""
 
     def __init__(self, pid: int, interval_s: float = 0.2) -> None:
-        super().__init__(daemon=True)
-        self.pid, self.interval_s = pid, interval_s
+        super().__init__(pid, interval_s)
         self.peak_private_kb = self.peak_file_kb = 0
-        self._done = threading.Event()
 
-    def run(self) -> None:
-        while not self._done.is_set():
-            totals = [_status_kb(pid) for pid in _tree(self.pid)]
-            private = sum(t.get("RssAnon", 0) + t.get("RssShmem", 0) for t in totals)
-            self.peak_private_kb = max(self.peak_private_kb, private)
-            self.peak_file_kb = max(self.peak_file_kb, sum(t.get("RssFile", 0) for t in totals))
-            time.sleep(self.interval_s)
+    def sample(self, root: dict[str, int], children: list[dict[str, int]]) -> None:
+        totals = [root, *children]
+        private = sum(t.get("RssAnon", 0) + t.get("RssShmem", 0) for t in totals)
+        self.peak_private_kb = max(self.peak_private_kb, private)
+        self.peak_file_kb = max(self.peak_file_kb, sum(t.get("RssFile", 0) for t in totals))
 
-    def stop(self) -> dict[str, float]:
-        self._done.set()
-        self.join()
+    def peaks_gb(self) -> dict[str, float]:
         return {
             "peak_private_gb": self.peak_private_kb / 1024**2,
             "peak_file_backed_gb": self.peak_file_kb / 1024**2,
@@ -121,11 +84,12 @@ def timed(command: list[str], env: dict[str, str]) -> dict[str, object]:
     sampler.start()
     output, _ = proc.communicate()
     seconds = time.perf_counter() - start
+    sampler.stop()
     steps = {m[1]: m[2] for m in STEP_TIME.finditer(output)}
     return {
         "seconds": seconds,
         "exit": proc.returncode,
-        **sampler.stop(),
+        **sampler.peaks_gb(),
         "steps": steps,
         "tail": output[-3000:],
     }

@@ -12,7 +12,7 @@ from wmtp_assets.data.eval_files import iter_tests, write_eval_files
 from wmtp_assets.data.pipeline import process_split
 from wmtp_assets.demo.dataset_mirror import PYTHON3, codecontests_row, write_codecontests_parquet
 from wmtp_assets.files.layout import DatasetDirs, Layout
-from wmtp_assets_tests.data.conftest import mirror_files
+from wmtp_assets_tests.data.conftest import mirror_files, write_codecontests_with_bytes
 from wmtp_assets_tests.files.fault_injection import Killed, count_steps, fail_at
 
 TEST_SETS = ("public_tests", "private_tests", "generated_tests")
@@ -76,11 +76,9 @@ def test_other_datasets_get_no_evaluation_files(mirror: Path, layout: Layout, ke
 
 
 def test_invalid_utf8_in_tests_is_replaced_not_dropped(tmp_path: Path, layout: Layout) -> None:
-    from wmtp_assets_tests.data.test_pipeline import _write_with_bytes
-
     row = codecontests_row("p", "d", public_tests=[("1\n", "1\n")], solutions=[(PYTHON3, "x")])
     row["private_tests"] = {"input": [b"\xff\n"], "output": [b"2\n"]}
-    shard = _write_with_bytes(tmp_path / "test-00000-of-00001.parquet", [row])
+    shard = write_codecontests_with_bytes(tmp_path / "test-00000-of-00001.parquet", [row])
     dirs = layout.dataset("codecontests")
     report = write_eval_files("codecontests.test", [shard], dirs)
     assert (report.problems, report.replaced_problems) == (1, 1)
