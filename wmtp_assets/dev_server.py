@@ -3,8 +3,10 @@
 ``dagster dev`` starts a webserver, a daemon, a code server and run workers, all in its own
 process group here. SIGINT or SIGTERM to ``wmtp-assets ui`` (Ctrl-C in a terminal, ``kill``,
 a container stop) is forwarded to that whole group, as a terminal's Ctrl-C would reach it, and
-``ui`` waits for the group to end; what is still alive after ``grace_s`` (or at a second signal)
-is killed, so no process of the group outlives ``ui``.
+``ui`` waits for ``dagster dev`` to end; if it has not after ``grace_s`` (or at a second signal)
+the group is killed. Once ``dagster dev`` has ended, what is left in its group is an orphan
+(its code-server proxy can restart a code server that stopped before it was told to) and is
+ended too, so no process of the group outlives ``ui``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from types import FrameType
 
 GRACE_S = 30.0
 """How long ``dagster dev`` gets to shut its processes down before they are killed."""
+ORPHAN_GRACE_S = 5.0
+"""How long what ``dagster dev`` left behind gets between SIGTERM and SIGKILL."""
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM)
 
@@ -40,11 +44,23 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
+def _end_orphans(pgid: int) -> None:
+    """SIGTERM what is left in the group, then SIGKILL what is left after ``ORPHAN_GRACE_S``."""
+    if not group_alive(pgid):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + ORPHAN_GRACE_S
+    while group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    _kill_group(pgid)
+
+
 def run_supervised(command: Sequence[str], env: Mapping[str, str], grace_s: float = GRACE_S) -> int:
     """Run ``command`` in a new process group until it exits or a forwarded signal stops it.
 
-    Returns its exit status; 0 when it was asked to stop and its whole group ended within
-    ``grace_s``; 1 when the group had to be killed."""
+    Returns its exit status; 0 when it was asked to stop and ended within ``grace_s``; 1 when
+    it had to be killed."""
     process = subprocess.Popen(list(command), env=dict(env), process_group=0)
     pgid = process.pid
     stopping: list[float] = []  # when the first stop signal arrived
@@ -69,13 +85,7 @@ def run_supervised(command: Sequence[str], env: Mapping[str, str], grace_s: floa
                     killed = True
                 continue
             break
-        # dagster dev has exited; its children may still be shutting down
-        deadline = time.monotonic() + (grace_s if not killed else 0.0)
-        while group_alive(pgid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if group_alive(pgid):
-            _kill_group(pgid)
-            killed = True
+        _end_orphans(pgid)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -337,6 +337,7 @@ STARLING_SAFETENSORS = dg.AssetKey(["models", "starling_rm_7b", "safetensors"])
     pool="download",
     op_tags=step_tags("download"),
     owners=OWNERS,
+    freshness_policy=FRESHNESS,
     tags=asset_tags("upstream"),
     description="`models_v2/starling-rm-7b/raw/`: the Starling-RM-7B-alpha reward model's "
     "pytorch_model.bin, config.json and tokenizer.model, exact upstream bytes, with SOURCE.json.",
@@ -344,7 +345,7 @@ STARLING_SAFETENSORS = dg.AssetKey(["models", "starling_rm_7b", "safetensors"])
 @explained
 def starling_raw(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.MaterializeResult:
     dirs = wmtp.layout.model("starling_rm_7b")
-    return fetch_raw(
+    result = fetch_raw(
         context,
         wmtp,
         STARLING_RM.repo_id,
@@ -353,6 +354,7 @@ def starling_raw(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.Ma
         STARLING_RM.patterns,
         dirs.raw,
     )
+    return with_signatures(result, sign_model(wmtp, "starling_rm_7b"))
 
 
 @dg.asset(
@@ -363,6 +365,7 @@ def starling_raw(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.Ma
     code_version=CONVERSION_CODE_VERSION,
     op_tags=step_tags("convert"),
     owners=OWNERS,
+    freshness_policy=FRESHNESS,
     tags=asset_tags("converted"),
     description="`models_v2/starling-rm-7b/safetensors/model.safetensors` (with SHA256SUMS, "
     "configs/config.json, tokenizer/ and metadata.json): the Starling-RM-7B-alpha reward model "
@@ -381,10 +384,13 @@ def starling_safetensors(
         CONVERSION_CODE_VERSION,
         context.log.info,
         reuse_current=True,
+        lock_timeout_s=wmtp.settings.lock_timeout_s,
         device=_trace_device(context, wmtp),
     )
     link_model(wmtp.layout, "starling_rm_7b")
-    return _materialize_result(wmtp.layout.root, dirs, outcome)
+    return with_signatures(
+        _materialize_result(wmtp.layout.root, dirs, outcome), sign_model(wmtp, "starling_rm_7b")
+    )
 
 
 MODEL_ASSETS = [
