@@ -170,4 +170,4 @@ def test_a_full_instance_database_is_one_line_and_leaves_no_stale_seal(
     stale = {r.asset: r.summary for r in rows if r.check == "unchanged_since_materialization"}
     assert stale["datasets/stats"].startswith(f"{stats}: not sealed: run {failed_run} ("), stale
     assert "recorded none" in stale["datasets/stats"]
-    assert stale["datasets/raw"].startswith("1 files unchanged"), stale  # sealed before the fill
+    assert stale["datasets/raw"].startswith("1 file unchanged"), stale  # sealed before the fill

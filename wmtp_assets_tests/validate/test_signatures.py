@@ -49,10 +49,10 @@ def test_every_model_partition_and_small_subset_is_signed_and_passes(signed: Sig
     names = {s.name for s in stored_scopes(signed.layout)}
     assert {"models_v2/micro-mtp", "models_v2/meta-llama-mtp"} <= names
     assert {"datasets_v2/mbpp/test", "datasets_local_small/mbpp_small/test_small"} <= names
-    assert len(names) == 4 + 7 + 7
+    assert len(names) == 5 + 7 + 7  # models (Starling included), partitions, small subsets
     report = verify_signatures(signed.layout, signed.pub, signed.state)
     assert report.failures == []
-    assert report.checked == 18
+    assert report.checked == 19
 
 
 def test_a_flipped_weight_byte_fails_naming_the_folder_and_file(signed: Signed) -> None:
