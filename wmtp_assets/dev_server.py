@@ -3,10 +3,11 @@
 ``dagster dev`` starts a webserver, a daemon, a code server and run workers, all in its own
 process group here. SIGINT or SIGTERM to ``wmtp-assets ui`` (Ctrl-C in a terminal, ``kill``,
 a container stop) is forwarded to that whole group, as a terminal's Ctrl-C would reach it, and
-``ui`` waits for ``dagster dev`` to end; if it has not after ``grace_s`` (or at a second signal)
-the group is killed. Once ``dagster dev`` has ended, what is left in its group is an orphan
-(its code-server proxy can restart a code server that stopped before it was told to) and is
-ended too, so no process of the group outlives ``ui``.
+``ui`` waits for ``dagster dev`` to end, repeating the signal to it every ``RESEND_S`` (one that
+arrives while it is still starting its services can be lost); if it has not ended after
+``grace_s`` (or at a second signal) the group is killed. Once ``dagster dev`` has ended, what
+is left in its group is an orphan (its code-server proxy can restart a code server that stopped
+before it was told to) and is ended too, so no process of the group outlives ``ui``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from types import FrameType
 
 GRACE_S = 30.0
 """How long ``dagster dev`` gets to shut its processes down before they are killed."""
+RESEND_S = 5.0
+"""How often the stop signal is repeated to ``dagster dev`` while it has not ended."""
 ORPHAN_GRACE_S = 5.0
 """How long what ``dagster dev`` left behind gets between SIGTERM and SIGKILL."""
 
@@ -63,26 +66,34 @@ def run_supervised(command: Sequence[str], env: Mapping[str, str], grace_s: floa
     it had to be killed."""
     process = subprocess.Popen(list(command), env=dict(env), process_group=0)
     pgid = process.pid
-    stopping: list[float] = []  # when the first stop signal arrived
+    stopping: list[tuple[int, float]] = []  # the first stop signal and when it arrived
 
     def forward(signum: int, _: FrameType | None) -> None:
         if stopping:  # a second signal: stop waiting
             _kill_group(pgid)
             return
-        stopping.append(time.monotonic())
+        stopping.append((signum, time.monotonic()))
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signum)
 
     previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
     try:
-        killed = False
+        killed, repeated = False, 0
         while True:
             try:
                 status = process.wait(timeout=0.2)
             except subprocess.TimeoutExpired:
-                if stopping and time.monotonic() - stopping[0] > grace_s:
+                if not stopping:
+                    continue
+                signum, since = stopping[0]
+                waited = time.monotonic() - since
+                if waited > grace_s:
                     _kill_group(pgid)
                     killed = True
+                elif waited > RESEND_S * (repeated + 1):
+                    repeated += 1
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(process.pid, signum)
                 continue
             break
         _end_orphans(pgid)

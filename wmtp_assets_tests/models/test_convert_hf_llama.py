@@ -257,7 +257,8 @@ def test_faults_keep_previous_artifact(
     good_raw, _, _ = source
     dirs = ModelDirs(tmp_path / "out")
     good = _convert(good_raw, dirs)
-    before = {p: p.read_bytes() for p in dirs.root.rglob("*") if p.is_file()}
+    # the lock file records its last holder (pid, time): not part of the artifact
+    before = {p: p.read_bytes() for p in dirs.root.rglob("*") if p.is_file() and p.name != ".lock"}
     raw = _copy_raw(good_raw, tmp_path / "raw")
     index = json.loads((raw / "pytorch_model.bin.index.json").read_text())
     shard = index["weight_map"].get("model.norm.weight", "pytorch_model-00002-of-00002.bin")
@@ -265,7 +266,7 @@ def test_faults_keep_previous_artifact(
     with pytest.raises(error, match=message) as info:
         _convert(raw, dirs)
     assert str(raw) in str(info.value)
-    after = {p: p.read_bytes() for p in dirs.root.rglob("*") if p.is_file()}
+    after = {p: p.read_bytes() for p in dirs.root.rglob("*") if p.is_file() and p.name != ".lock"}
     assert after == before, "the previous good artifact is untouched"
     assert _convert(good_raw, dirs).sha256 == good.sha256
 
