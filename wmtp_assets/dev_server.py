@@ -64,20 +64,30 @@ def run_supervised(command: Sequence[str], env: Mapping[str, str], grace_s: floa
 
     Returns its exit status; 0 when it was asked to stop and ended within ``grace_s``; 1 when
     it had to be killed."""
-    process = subprocess.Popen(list(command), env=dict(env), process_group=0)
-    pgid = process.pid
     stopping: list[tuple[int, float]] = []  # the first stop signal and when it arrived
+    group: list[int] = []  # the child's process group, once it is started
 
     def forward(signum: int, _: FrameType | None) -> None:
         if stopping:  # a second signal: stop waiting
-            _kill_group(pgid)
+            if group:
+                _kill_group(group[0])
             return
         stopping.append((signum, time.monotonic()))
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signum)
+        if group:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group[0], signum)
 
+    # Installed before the child starts: a caught signal is reset to its default in the child at
+    # exec, an ignored one stays ignored (SIGINT in a background job of a non-interactive shell,
+    # e.g. CI), and dagster dev, which maps SIGTERM to SIGINT's handler, could not be stopped.
     previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
     try:
+        process = subprocess.Popen(list(command), env=dict(env), process_group=0)
+        pgid = process.pid
+        group.append(pgid)
+        if stopping:  # a signal that came while it started
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, stopping[0][0])
         killed, repeated = False, 0
         while True:
             try:
