@@ -28,7 +28,7 @@ from wmtp_assets.defs.metadata import (
 from wmtp_assets.defs.raw_fetch import fetch_raw
 from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.defs.signing import sign_model, with_signatures
-from wmtp_assets.files.layout import ModelDirs
+from wmtp_assets.files.layout import MODEL_FOLDERS, ModelDirs
 from wmtp_assets.files.lock import artifact_lock
 from wmtp_assets.files.trainer_view import link_model
 from wmtp_assets.models.convert_hf_llama import convert_hf_llama
@@ -46,7 +46,7 @@ from wmtp_assets.models.tokenizer_files import (
     tokenizer_info,
     write_tokenizer_folder,
 )
-from wmtp_assets.models.upstream import META_MTP, SHEARED_LLAMA, STARLING_RM
+from wmtp_assets.models.upstream import META_MTP, SHEARED_LLAMA, STARLING_RM, UpstreamRepo
 from wmtp_assets.validate.model_checks import resolve_device
 
 # The group of ARCHITECTURE's contract (``--select group:models``). The lineage labels a node with
@@ -60,27 +60,47 @@ MICRO_MTP = dg.AssetKey(["models", "micro_mtp"])
 MICRO_REF = dg.AssetKey(["models", "micro_ref"])
 
 
-@dg.asset(
-    key=META_RAW,
-    group_name=GROUP,
-    kinds={"huggingface"},
-    pool="download",
-    op_tags=step_tags("download"),
-    owners=OWNERS,
-    freshness_policy=FRESHNESS,
-    tags=asset_tags("upstream"),
-    description="`models_v2/meta-llama-mtp/raw/`: the Meta 7B_1T_4 consolidated.pth, "
-    "params.json and tokenizer.model, exact upstream bytes, with SOURCE.json.",
-)
-@explained
-def meta_llama_mtp_raw(
-    context: dg.AssetExecutionContext, wmtp: WmtpResource
-) -> dg.MaterializeResult:
-    dirs = wmtp.layout.model("meta_llama_mtp")
-    result = fetch_raw(
-        context, wmtp, META_MTP.repo_id, "model", META_MTP.revision, META_MTP.patterns, dirs.raw
+def _raw_asset(
+    key: dg.AssetKey, model: str, upstream: UpstreamRepo, what: str
+) -> dg.AssetsDefinition:
+    """``models/<model>/raw``: ``upstream``'s files fetched into ``raw/`` (exact bytes, with
+    SOURCE.json) and signed; one definition for every model, so none misses a property."""
+    folder = MODEL_FOLDERS[model]
+
+    @dg.asset(
+        key=key,
+        group_name=GROUP,
+        kinds={"huggingface"},
+        pool="download",
+        op_tags=step_tags("download"),
+        owners=OWNERS,
+        freshness_policy=FRESHNESS,
+        tags=asset_tags("upstream"),
+        description=f"`models_v2/{folder}/raw/`: {what}, exact upstream bytes, with SOURCE.json.",
     )
-    return with_signatures(result, sign_model(wmtp, "meta_llama_mtp"))
+    @explained
+    def raw(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.MaterializeResult:
+        dirs = wmtp.layout.model(model)
+        result = fetch_raw(
+            context,
+            wmtp,
+            upstream.repo_id,
+            "model",
+            upstream.revision,
+            upstream.patterns,
+            dirs.raw,
+        )
+        return with_signatures(result, sign_model(wmtp, model))
+
+    return raw
+
+
+meta_llama_mtp_raw = _raw_asset(
+    META_RAW,
+    "meta_llama_mtp",
+    META_MTP,
+    "the Meta 7B_1T_4 consolidated.pth, params.json and tokenizer.model",
+)
 
 
 @dg.asset(
@@ -218,31 +238,12 @@ def _materialize_result(
     )
 
 
-@dg.asset(
-    key=SHEARED_RAW,
-    group_name=GROUP,
-    kinds={"huggingface"},
-    pool="download",
-    op_tags=step_tags("download"),
-    owners=OWNERS,
-    freshness_policy=FRESHNESS,
-    tags=asset_tags("upstream"),
-    description="`models_v2/ref-sheared-llama-2.7b/raw/`: the Sheared-LLaMA-2.7B float32 "
-    "shards, shard index, config and tokenizer files, exact upstream bytes, with SOURCE.json.",
+sheared_raw = _raw_asset(
+    SHEARED_RAW,
+    "ref_sheared_llama_2_7b",
+    SHEARED_LLAMA,
+    "the Sheared-LLaMA-2.7B float32 shards, shard index, config and tokenizer files",
 )
-@explained
-def sheared_raw(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.MaterializeResult:
-    dirs = wmtp.layout.model("ref_sheared_llama_2_7b")
-    result = fetch_raw(
-        context,
-        wmtp,
-        SHEARED_LLAMA.repo_id,
-        "model",
-        SHEARED_LLAMA.revision,
-        SHEARED_LLAMA.patterns,
-        dirs.raw,
-    )
-    return with_signatures(result, sign_model(wmtp, "ref_sheared_llama_2_7b"))
 
 
 @dg.asset(
@@ -329,32 +330,12 @@ def sheared_safetensors(
 STARLING_RAW = dg.AssetKey(["models", "starling_rm_7b", "raw"])
 STARLING_SAFETENSORS = dg.AssetKey(["models", "starling_rm_7b", "safetensors"])
 
-
-@dg.asset(
-    key=STARLING_RAW,
-    group_name=GROUP,
-    kinds={"huggingface"},
-    pool="download",
-    op_tags=step_tags("download"),
-    owners=OWNERS,
-    freshness_policy=FRESHNESS,
-    tags=asset_tags("upstream"),
-    description="`models_v2/starling-rm-7b/raw/`: the Starling-RM-7B-alpha reward model's "
-    "pytorch_model.bin, config.json and tokenizer.model, exact upstream bytes, with SOURCE.json.",
+starling_raw = _raw_asset(
+    STARLING_RAW,
+    "starling_rm_7b",
+    STARLING_RM,
+    "the Starling-RM-7B-alpha reward model's pytorch_model.bin, config.json and tokenizer.model",
 )
-@explained
-def starling_raw(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.MaterializeResult:
-    dirs = wmtp.layout.model("starling_rm_7b")
-    result = fetch_raw(
-        context,
-        wmtp,
-        STARLING_RM.repo_id,
-        "model",
-        STARLING_RM.revision,
-        STARLING_RM.patterns,
-        dirs.raw,
-    )
-    return with_signatures(result, sign_model(wmtp, "starling_rm_7b"))
 
 
 @dg.asset(
