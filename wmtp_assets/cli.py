@@ -199,7 +199,8 @@ def verify(settings: Settings, args: argparse.Namespace) -> int:
     from wmtp_assets.graph_runs import verify_everything
     from wmtp_assets.progress import Progress
     from wmtp_assets.reports import check_table
-    from wmtp_assets.validate.signatures import settings_signature_report
+    from wmtp_assets.validate.signatures import SIGNATURE_CHECK as SIGNED
+    from wmtp_assets.validate.signatures import signatures_line
 
     models, partitions = _model_names(args.model), _partition_keys(args.partition)
     print("settings:")
@@ -209,10 +210,14 @@ def verify(settings: Settings, args: argparse.Namespace) -> int:
         print(f"nothing stored under {settings.storage_root}: no checks to run", file=sys.stderr)
         return EXIT_NOTHING_STORED
     print(f"checking {scope} ...", flush=True)
-    with Progress() as progress, _instance(settings) as instance:
-        result = verify_everything(
-            settings, instance, models, partitions, progress, verbose=args.verbose
-        )
+    try:
+        with Progress() as progress, _instance(settings) as instance:
+            result = verify_everything(
+                settings, instance, models, partitions, progress, verbose=args.verbose
+            )
+    except SigningError as exc:
+        print(f"wmtp-assets: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if not result.rows:
         print(
             f"nothing stored under {settings.storage_root} for {scope}: no checks to run",
@@ -220,15 +225,9 @@ def verify(settings: Settings, args: argparse.Namespace) -> int:
         )
         return EXIT_NOTHING_STORED
     print(check_table(result.rows))
-    try:
-        signed = settings_signature_report(settings, models, partitions)
-    except SigningError as exc:
-        print(f"wmtp-assets: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    print("\n" + "\n".join(signed.lines()))
+    print("\n" + signatures_line(settings, [r.passed for r in result.rows if r.check == SIGNED]))
     print(f"verified {scope}: {_checked(result.rows)}")
-    failed = any(not r.passed for r in result.rows)
-    return EXIT_FAILED if failed or signed.failures else EXIT_OK
+    return EXIT_FAILED if any(not r.passed for r in result.rows) else EXIT_OK
 
 
 def report(settings: Settings, args: argparse.Namespace) -> int:

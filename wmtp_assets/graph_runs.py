@@ -21,6 +21,7 @@ from wmtp_assets.defs.seal_checks import SEALED_CHECK
 from wmtp_assets.files.layout import Layout
 from wmtp_assets.progress import Progress
 from wmtp_assets.settings import Settings
+from wmtp_assets.validate.signatures import recorded_scopes
 
 RUN_JOB = "__wmtp_cli_run"
 """Name of the one job each in-process run of ``demo`` builds (like ``dg.materialize``'s)."""
@@ -247,7 +248,9 @@ def verify_everything(
 ) -> Revalidation:
     """Run the ``revalidate`` plan in-process: every check over everything stored or
     materialized (or only the named models, e.g. ``micro_mtp``, and partitions)."""
-    plan = revalidation_plan(Layout(settings.storage_root), instance, models, partitions)
+    plan = revalidation_plan(
+        Layout(settings.storage_root), instance, models, partitions, recorded_scopes(settings)
+    )
     rows: list[CheckRow] = []
     failed_runs: list[str] = []
     for run in plan:

@@ -61,6 +61,12 @@ from wmtp_assets.defs.models import (
 from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.defs.reward_checks import reward_model_specs, reward_raw_spec
 from wmtp_assets.defs.seal_checks import same_run_hashes, sealed_spec
+from wmtp_assets.defs.signature_checks import (
+    REVALIDATION_TAG,
+    model_signature_spec,
+    partition_signature_spec,
+    skipped_signature_checks,
+)
 from wmtp_assets.files.hashing import shared_hashes
 from wmtp_assets.files.layout import DatasetDirs, ModelDirs
 from wmtp_assets.validate import dataset_checks as dc
@@ -72,8 +78,6 @@ from wmtp_assets.validate import split_checks as sc
 from wmtp_assets.validate import trainer_view as tv
 from wmtp_assets.validate.jsonl_pass import LineCheck, run_one
 from wmtp_assets.validate.outcome import CheckOutcome, guarded
-
-REVALIDATION_TAG = "wmtp/revalidation"
 
 
 def to_check_result(outcome: CheckOutcome, key: dg.AssetCheckKey) -> dg.AssetCheckResult:
@@ -141,6 +145,8 @@ def _define_step_checks(step: str, specs: Sequence[CheckSpec]) -> dg.AssetChecks
     ) -> Iterator[dg.AssetCheckResult]:
         part = Partition.parse(context.partition_key) if partitioned else None
         selected = [key for key in by_key if key in context.selected_asset_check_keys]
+        skipped = skipped_signature_checks(context, wmtp, selected)
+        selected = [key for key in selected if key not in skipped]
 
         def given(spec: CheckSpec) -> CheckInput:
             return CheckInput(wmtp, part, context.instance, spec.asset)
@@ -225,6 +231,7 @@ def _model_specs(
             tv,
         ),
         sealed_spec(asset),
+        model_signature_spec(asset, model),
     ]
     if micro:
         specs.append(
@@ -343,6 +350,7 @@ DATASET_CHECK_SPECS = [
         sc,
         partitioned=True,
     ),
+    partition_signature_spec(PROCESSED),
     _dataset_spec(
         PROCESSED,
         "trainer_path_of_dataset",

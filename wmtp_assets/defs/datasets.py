@@ -83,7 +83,7 @@ def datasets_raw(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.Ma
         [part.spec.file_pattern(part.split)],
         dirs.raw,
     )
-    return with_signatures(result, sign_partition(wmtp, part.key))
+    return with_signatures(result, sign_partition(wmtp, part.key, [result.metadata or {}]))
 
 
 @dg.multi_asset(
@@ -149,7 +149,6 @@ def datasets_processed(
         expected_sha256=inputs,
     )
     link = link_dataset(layout, part.dataset)
-    signatures = sign_partition(wmtp, part.key)
     stats = report.stats
     version = dg.DataVersion(report.jsonl_sha256[:16])
     processed: dg.MaterializeResult[None] = dg.MaterializeResult(
@@ -191,10 +190,11 @@ def datasets_processed(
             **stats_entries(stats),
             "statements_path": dg.MetadataValue.path(str(report.statements_file)),
             **sealed_files(layout.root, [report.stats_file, report.statements_file]),
-            **signatures,
         },
         data_version=version,
     )
+    published = [r.metadata or {} for r in (processed, index, stats_result)]
+    stats_result = with_signatures(stats_result, sign_partition(wmtp, part.key, published))
     yield from _selected(context, [processed, index, stats_result])
 
 
@@ -216,7 +216,7 @@ def datasets_processed(
 def datasets_small(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.MaterializeResult:
     part = Partition.parse(context.partition_key)
     report = build_small_subset(part, wmtp.layout.dataset(part.dataset))
-    return dg.MaterializeResult(
+    result: dg.MaterializeResult[None] = dg.MaterializeResult(
         metadata={
             "small_path": dg.MetadataValue.path(str(report.path)),
             "small_size_bytes": dg.MetadataValue.int(report.path.stat().st_size),
@@ -225,10 +225,10 @@ def datasets_small(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.
             "incorrect": dg.MetadataValue.int(report.incorrect),
             "seed": dg.MetadataValue.int(report.seed),
             **sealed_files(wmtp.layout.root, [report.path]),
-            **sign_partition(wmtp, part.key),
         },
         data_version=dg.DataVersion(report.source_jsonl_sha256[:16]),
     )
+    return with_signatures(result, sign_partition(wmtp, part.key, [result.metadata or {}]))
 
 
 def _require(path: Path, asset: dg.AssetKey) -> None:
@@ -342,12 +342,12 @@ def datasets_eval(
     report = write_eval_files(part, list(_raw_inputs(part, dirs.raw)), dirs)
     if report.tests_json is not None:
         link_dataset(layout, part.dataset)
-    if report.eval_jsonl is not None or report.tests_json is not None:
-        sign_partition(wmtp, part.key)
     results = [
         _eval_file_result(layout.root, EVAL_PROBLEMS, report.eval_jsonl, report),
         _eval_file_result(layout.root, EVAL_TESTS, report.tests_json, report),
     ]
+    if report.eval_jsonl is not None or report.tests_json is not None:
+        sign_partition(wmtp, part.key, [r.metadata or {} for r in results])
     yield from _selected(context, results)
 
 

@@ -4,7 +4,7 @@ published."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -52,6 +52,21 @@ def sealed_files(
         SEALED_FILES: dg.MetadataValue.json(files),
         SEALED_IDENTITY: dg.MetadataValue.json(identity),
     }
+
+
+def sealed_digests(
+    root: Path, metadata: Mapping[str, object]
+) -> dict[Path, tuple[str, Sequence[int]]]:
+    """The seal in a materialization's ``metadata`` as ``{file: (SHA256, identity when
+    sealed)}``, what ``shared_hashes`` and signing reuse for files still of that identity."""
+    files, identity = metadata.get(SEALED_FILES), metadata.get(SEALED_IDENTITY)
+    if not isinstance(files, dg.JsonMetadataValue) or not isinstance(
+        identity, dg.JsonMetadataValue
+    ):
+        return {}
+    shas = files.value if isinstance(files.value, dict) else {}
+    ids = identity.value if isinstance(identity.value, dict) else {}
+    return {root / rel: (sha, ids[rel]) for rel, sha in shas.items() if rel in ids}
 
 
 def model_sealed_files(

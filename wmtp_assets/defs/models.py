@@ -27,7 +27,7 @@ from wmtp_assets.defs.metadata import (
 )
 from wmtp_assets.defs.raw_fetch import fetch_raw
 from wmtp_assets.defs.resources import WmtpResource
-from wmtp_assets.defs.signing import sign_model, with_signatures
+from wmtp_assets.defs.signing import sign_model
 from wmtp_assets.files.layout import MODEL_FOLDERS, ModelDirs
 from wmtp_assets.files.lock import artifact_lock
 from wmtp_assets.files.trainer_view import link_model
@@ -90,7 +90,7 @@ def _raw_asset(
             upstream.patterns,
             dirs.raw,
         )
-        return with_signatures(result, sign_model(wmtp, model))
+        return sign_model(wmtp, model, result)
 
     return raw
 
@@ -124,16 +124,16 @@ def meta_llama_mtp_tokenizer(wmtp: WmtpResource) -> dg.MaterializeResult:
             dirs.raw / "tokenizer.model", dirs.tokenizer, wmtp.settings.tokenizer_sha256
         )
     link_model(wmtp.layout, "meta_llama_mtp")
-    return dg.MaterializeResult(
+    result: dg.MaterializeResult[None] = dg.MaterializeResult(
         metadata={
             **file_entries("tokenizer", dirs.tokenizer / "tokenizer.model", info.sha256),
             "vocab_size": dg.MetadataValue.int(info.vocab_size),
             "tokenizer_dir": dg.MetadataValue.path(str(dirs.tokenizer)),
             **sealed_files(wmtp.layout.root, [dirs.tokenizer / f for f in TOKENIZER_FILES]),
-            **sign_model(wmtp, "meta_llama_mtp"),
         },
         data_version=dg.DataVersion(info.sha256[:16]),
     )
+    return sign_model(wmtp, "meta_llama_mtp", result)
 
 
 def _build_micro(
@@ -144,7 +144,7 @@ def _build_micro(
     built = build(dirs, wmtp.layout.shared_tokenizer, wmtp.settings.tokenizer_sha256)
     link_model(wmtp.layout, model)
     meta = built.metadata
-    return dg.MaterializeResult(
+    result: dg.MaterializeResult[None] = dg.MaterializeResult(
         metadata={
             "weights_path": dg.MetadataValue.path(str(dirs.weights)),
             "weights_sha256": dg.MetadataValue.text(built.weights_sha256),
@@ -158,10 +158,10 @@ def _build_micro(
             "tokenizer_sha256": dg.MetadataValue.text(meta.tokenizer.sha256),
             "files": files_table(meta.files, meta.size_bytes),
             **model_sealed_files(wmtp.layout.root, dirs, meta.files),
-            **sign_model(wmtp, model),
         },
         data_version=dg.DataVersion(built.weights_sha256[:16]),
     )
+    return sign_model(wmtp, model, result)
 
 
 @dg.asset(
@@ -274,9 +274,7 @@ def meta_safetensors(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> d
         device=_trace_device(context, wmtp),
     )
     link_model(wmtp.layout, "meta_llama_mtp")
-    return with_signatures(
-        _materialize_result(wmtp.layout.root, dirs, outcome), sign_model(wmtp, "meta_llama_mtp")
-    )
+    return sign_model(wmtp, "meta_llama_mtp", _materialize_result(wmtp.layout.root, dirs, outcome))
 
 
 def _trace_device(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> str:
@@ -321,9 +319,8 @@ def sheared_safetensors(
         device=_trace_device(context, wmtp),
     )
     link_model(wmtp.layout, "ref_sheared_llama_2_7b")
-    return with_signatures(
-        _materialize_result(wmtp.layout.root, dirs, outcome),
-        sign_model(wmtp, "ref_sheared_llama_2_7b"),
+    return sign_model(
+        wmtp, "ref_sheared_llama_2_7b", _materialize_result(wmtp.layout.root, dirs, outcome)
     )
 
 
@@ -369,9 +366,7 @@ def starling_safetensors(
         device=_trace_device(context, wmtp),
     )
     link_model(wmtp.layout, "starling_rm_7b")
-    return with_signatures(
-        _materialize_result(wmtp.layout.root, dirs, outcome), sign_model(wmtp, "starling_rm_7b")
-    )
+    return sign_model(wmtp, "starling_rm_7b", _materialize_result(wmtp.layout.root, dirs, outcome))
 
 
 MODEL_ASSETS = [

@@ -10,7 +10,10 @@ the checks tab shows which check and why. Nothing is re-materialized.
 
 What is covered: every model and partition with any file in storage, and every one the
 instance says was materialized. A stored artifact with a file missing is checked (and fails),
-never skipped.
+never skipped. With ``WMTP_VERIFY_KEY`` set, ``signature_valid`` is part of the plan, and so is
+every model and partition the signed-state record holds for this root (a rollback that removed
+one entirely is still reported); without a key it is left out of the plan, and what runs is
+self-consistency only (``defs.signature_checks``).
 """
 
 from collections.abc import Sequence
@@ -19,9 +22,12 @@ from typing import NamedTuple
 import dagster as dg
 
 from wmtp_assets.data.partitions import PARTITION_KEYS
-from wmtp_assets.defs.checks import DATASET_CHECKS, MODEL_CHECKS, REVALIDATION_TAG
+from wmtp_assets.defs.checks import DATASET_CHECKS, MODEL_CHECKS
 from wmtp_assets.defs.resources import WmtpResource
+from wmtp_assets.defs.signature_checks import REVALIDATION_TAG
 from wmtp_assets.files.layout import Layout
+from wmtp_assets.validate.signatures import SIGNATURE_CHECK, recorded_scopes
+from wmtp_assets.validate.signed_scopes import scope_owner
 from wmtp_assets.validate.stored import stored_models, stored_partitions
 
 REVALIDATE_JOB = "revalidate"
@@ -61,26 +67,36 @@ def revalidation_plan(
     instance: dg.DagsterInstance,
     models: Sequence[str] | None = None,
     partitions: Sequence[str] | None = None,
+    signed: Sequence[str] | None = None,
 ) -> list[RevalidationRun]:
     """The runs that check everything stored or materialized, or only what is named: models
     (e.g. ``micro_mtp``) and partitions. Naming only partitions checks no model, and naming
-    only models checks no partition (``verify --partition X`` checks X and nothing else)."""
+    only models checks no partition (``verify --partition X`` checks X and nothing else).
+    ``signed``: the scopes the signed-state record holds (``recorded_scopes``), None without
+    ``WMTP_VERIFY_KEY`` (no ``signature_valid`` in the plan)."""
     if models is None and partitions is not None:
         models = []
     if partitions is None and models is not None:
         partitions = []
     known_models = set(stored_models(layout)) | _materialized_models(instance)
     known_partitions = set(stored_partitions(layout)) | _materialized_partitions(instance)
+    for model, partition in (scope_owner(layout, name) for name in signed or ()):
+        known_models |= {model} if model else set()
+        known_partitions |= {partition} if partition else set()
     model_keys = [
         k
         for k in MODEL_CHECK_KEYS
         if _model_name(k) in known_models and (models is None or _model_name(k) in models)
     ]
+    dataset_keys = DATASET_CHECK_KEYS
+    if signed is None:
+        model_keys = [k for k in model_keys if k.name != SIGNATURE_CHECK]
+        dataset_keys = [k for k in dataset_keys if k.name != SIGNATURE_CHECK]
     plan: list[RevalidationRun] = []
     if model_keys:
         plan.append(RevalidationRun(MODELS_RUN, model_keys, dict(REVALIDATION_TAGS)))
     plan += [
-        RevalidationRun(key, DATASET_CHECK_KEYS, {**REVALIDATION_TAGS, "dagster/partition": key})
+        RevalidationRun(key, dataset_keys, {**REVALIDATION_TAGS, "dagster/partition": key})
         for key in PARTITION_KEYS
         if key in known_partitions and (partitions is None or key in partitions)
     ]
@@ -113,5 +129,7 @@ def revalidate_daily(
     )
     return [
         dg.RunRequest(run_key=f"{stamp}:{run.name}", asset_check_keys=run.check_keys, tags=run.tags)
-        for run in revalidation_plan(wmtp.layout, context.instance)
+        for run in revalidation_plan(
+            wmtp.layout, context.instance, signed=recorded_scopes(wmtp.settings)
+        )
     ]

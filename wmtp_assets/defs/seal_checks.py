@@ -13,7 +13,7 @@ import dagster as dg
 
 from wmtp_assets.data.partitions import Partition
 from wmtp_assets.defs.check_runner import CheckInput, CheckSpec
-from wmtp_assets.defs.metadata import SEALED_FILES, SEALED_IDENTITY
+from wmtp_assets.defs.metadata import SEALED_FILES, sealed_digests
 from wmtp_assets.validate import sealed
 from wmtp_assets.validate.outcome import CheckOutcome
 
@@ -46,13 +46,7 @@ def same_run_hashes(
         materialization = record.asset_materialization if record else None
         if record is None or materialization is None or record.run_id != context.run.run_id:
             continue
-        files = materialization.metadata.get(SEALED_FILES)
-        identity = materialization.metadata.get(SEALED_IDENTITY)
-        if files is None or identity is None:
-            continue
-        ids: dict[str, list[int]] = identity.value if isinstance(identity.value, dict) else {}
-        shas: dict[str, str] = files.value if isinstance(files.value, dict) else {}
-        known |= {root / rel: (sha, ids[rel]) for rel, sha in shas.items() if rel in ids}
+        known |= sealed_digests(root, materialization.metadata)
     return known
 
 

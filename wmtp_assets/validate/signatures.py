@@ -1,5 +1,7 @@
-"""Verify's signature pass: every signed scope against ``WMTP_VERIFY_KEY`` and the signed-state
-record (docs/reliability.md, "What a signature proves").
+"""The signature check, ``signature_valid``: the one place that proves a model folder or a
+partition against ``WMTP_VERIFY_KEY`` and the signed-state record (docs/reliability.md,
+section 5). The scheduled ``revalidate`` job and ``wmtp-assets verify`` (which runs the same
+plan) both run it.
 
 A scope fails when its signature is missing, does not verify with the key (another key, a
 damaged bundle), or is stale (a file changed, added or removed after signing); the storage is
@@ -15,10 +17,8 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from model_signing import verifying
-from pydantic import BaseModel
 
 from wmtp_assets.files.hashing import sha256_file
-from wmtp_assets.files.layout import Layout
 from wmtp_assets.files.signing import (
     SignedPayload,
     SignedScope,
@@ -27,24 +27,13 @@ from wmtp_assets.files.signing import (
     signed_payload,
 )
 from wmtp_assets.settings import Settings
-from wmtp_assets.validate.signed_scopes import stored_scopes
+from wmtp_assets.validate.outcome import CheckOutcome, counted
+from wmtp_assets.validate.signed_scopes import is_stored
 
 SELF_CONSISTENT_ONLY = (
     "signatures: not checked (WMTP_VERIFY_KEY unset): this proof is self-consistent only; "
     "whoever can write the storage root can rewrite its files and seals alike"
 )
-
-
-class SignatureReport(BaseModel):
-    """What verify prints about signatures: ``failures`` each name a scope; ``notes`` do not
-    fail verify (e.g. no key, no signed-state record)."""
-
-    checked: int = 0
-    failures: list[str] = []
-    notes: list[str] = []
-
-    def lines(self) -> list[str]:
-        return [*self.failures, *self.notes]
 
 
 def _verifier(key: Path) -> verifying.Config:
@@ -89,54 +78,73 @@ def _changed_since_signing(scope: SignedScope) -> list[str]:
     ]
 
 
-def verify_signatures(
-    layout: Layout,
-    key: Path | None,
-    state_file: Path | None,
-    models: Sequence[str] | None = None,
-    partitions: Sequence[str] | None = None,
-) -> SignatureReport:
-    """Check every stored scope (or the named models and partitions) against ``key`` and
-    compare it with the signed-state record; without a key, say the proof is self-consistent."""
-    if key is None:
-        return SignatureReport(notes=[SELF_CONSISTENT_ONLY])
-    scopes = stored_scopes(layout, models, partitions)
-    state = read_signed_state(state_file) if state_file is not None else None
-    recorded = state.roots.get(str(layout.root.resolve()), {}) if state is not None else {}
-    report = SignatureReport(checked=len(scopes))
+def signature_valid(
+    root: Path, scopes: Sequence[SignedScope], key: Path, state_file: Path
+) -> CheckOutcome:
+    """The artifact's signatures (its model folder's `model.sig`; a partition's
+    `signatures/<split>.sig` and its small subset's) verify with WMTP_VERIFY_KEY by the
+    `model_signing` library's own verifier, cover exactly the files stored, and are the newest
+    that the signed-state record (WMTP_SIGNED_STATE, outside the root) holds for this root: an
+    older valid signature, or a signed scope now absent, is a rollback. Run by the revalidation
+    (`revalidate`, `wmtp-assets verify`) only where WMTP_VERIFY_KEY is set; without it this
+    check is not run and the revalidation proves self-consistency only: whoever can write the
+    storage root can rewrite its files and seals alike."""
+    state = read_signed_state(state_file)
+    recorded = state.roots.get(str(root.resolve()), {}) if state is not None else {}
+    failures: list[str] = []
+    checked: list[str] = []
     for scope in scopes:
-        payload, failure = verify_scope(scope, key)
         newest = recorded.get(scope.name)
+        if not is_stored(scope):
+            if newest is not None:
+                failures.append(
+                    f"{scope.name}: rolled back: signed {newest.signed_at} (recorded in "
+                    f"{state_file}) but absent"
+                )
+            continue
+        checked.append(scope.name)
+        payload, failure = verify_scope(scope, key)
         if failure is not None:
-            report.failures.append(failure)
+            failures.append(failure)
         elif newest is not None and payload is not None and payload.sha256 != newest.payload_sha256:
-            report.failures.append(
+            failures.append(
                 f"{scope.name}: rolled back: its signature is valid but older than the newest "
                 f"signed state ({newest.signed_at}, recorded in {state_file})"
             )
-    if models is None and partitions is None:
-        present = {s.name for s in scopes}
-        report.failures += [
-            f"{name}: rolled back: signed {entry.signed_at} (recorded in {state_file}) but absent"
-            for name, entry in sorted(recorded.items())
-            if name not in present
-        ]
-    if state is None:
-        report.notes.append(
-            f"signatures: rollback not checked: no signed-state record at {state_file}"
-        )
-    report.notes.append(
-        f"signatures: {len(scopes)} checked with {key}, {len(report.failures)} failed"
+    if failures:
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        return CheckOutcome.fail(failures[0] + more, failures=failures, verify_key=str(key))
+    rollback = (
+        f"newest signed state per {state_file}"
+        if state is not None
+        else f"rollback not checked: no signed-state record at {state_file}"
     )
-    return report
+    what = ", ".join(checked) or "nothing stored"
+    return CheckOutcome.ok(
+        f"{counted(len(checked), 'signature')} valid for {key} ({what}); {rollback}",
+        scopes=checked,
+        verify_key=str(key),
+    )
 
 
-def settings_signature_report(
-    settings: Settings,
-    models: Sequence[str] | None = None,
-    partitions: Sequence[str] | None = None,
-) -> SignatureReport:
-    """``verify_signatures`` with the key and record the settings name."""
+def recorded_scopes(settings: Settings) -> list[str] | None:
+    """The scopes the signed-state record holds for the settings' root (the revalidation checks
+    each one's owner, so a scope rolled away entirely is still reported); None without
+    ``WMTP_VERIFY_KEY`` (no signature is checked)."""
     key = settings.verify_key
-    state = settings.signed_state_for(key) if key is not None else None
-    return verify_signatures(Layout(settings.storage_root), key, state, models, partitions)
+    if key is None:
+        return None
+    state = read_signed_state(settings.signed_state_for(key))
+    return sorted(state.roots.get(str(settings.storage_root.resolve()), {})) if state else []
+
+
+SIGNATURE_CHECK = signature_valid.__name__
+
+
+def signatures_line(settings: Settings, results: Sequence[bool]) -> str:
+    """What verify says about signatures: how many ``signature_valid`` checks ran with which
+    key and how many failed (``results``: each one's passed), or that none could run."""
+    key = settings.verify_key
+    if key is None:
+        return SELF_CONSISTENT_ONLY
+    return f"signatures: {len(results)} checked with {key}, {results.count(False)} failed"

@@ -14,12 +14,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from wmtp_assets.data.partitions import Partition
+from wmtp_assets.data.partitions import PARTITION_KEYS, Partition
 from wmtp_assets.files.layout import MODEL_FOLDERS, Layout
 from wmtp_assets.files.signing import SignedScope
-from wmtp_assets.validate.stored import stored_models, stored_partitions
 
 SIGNATURES = "signatures"
 
@@ -50,49 +47,50 @@ def partition_files(layout: Layout, part: Partition) -> tuple[str, ...]:
     return tuple(p.relative_to(dirs.root).as_posix() for p in candidates if p.is_file())
 
 
+def split_scope(layout: Layout, part: Partition) -> SignedScope:
+    """The split's signature and the files it covers now (none when nothing of it is stored)."""
+    dirs = layout.dataset(part.dataset)
+    return SignedScope(
+        name=f"{dirs.root.relative_to(layout.root).as_posix()}/{part.split}",
+        folder=dirs.root,
+        signature=dirs.root / SIGNATURES / f"{part.split}.sig",
+        files=partition_files(layout, part),
+    )
+
+
+def small_scope(layout: Layout, part: Partition) -> SignedScope:
+    """The signature of the partition's small subset, whether or not the subset is stored."""
+    dirs = layout.dataset(part.dataset)
+    small = dirs.small_jsonl(part.split)
+    return SignedScope(
+        name=small.relative_to(layout.root).with_suffix("").as_posix(),
+        folder=dirs.small_root,
+        signature=dirs.small_root / SIGNATURES / f"{small.stem}.sig",
+        files=(small.name,),
+    )
+
+
+def is_stored(scope: SignedScope) -> bool:
+    """Whether any file the scope covers is on disk (a model folder: any file at all)."""
+    if scope.files is None:
+        return scope.folder.is_dir() and any(p.is_file() for p in scope.folder.rglob("*"))
+    return any((scope.folder / f).is_file() for f in scope.files)
+
+
 def partition_scopes(layout: Layout, key: str) -> list[SignedScope]:
     """The partition's signed scopes that have files on disk: the split, its small subset."""
     part = Partition.parse(key)
-    dirs = layout.dataset(part.dataset)
-    scopes: list[SignedScope] = []
-    files = partition_files(layout, part)
-    if files:
-        scopes.append(
-            SignedScope(
-                name=f"{dirs.root.relative_to(layout.root).as_posix()}/{part.split}",
-                folder=dirs.root,
-                signature=dirs.root / SIGNATURES / f"{part.split}.sig",
-                files=files,
-            )
-        )
-    small = dirs.small_jsonl(part.split)
-    if small.is_file():
-        scopes.append(
-            SignedScope(
-                name=small.relative_to(layout.root).with_suffix("").as_posix(),
-                folder=dirs.small_root,
-                signature=dirs.small_root / SIGNATURES / f"{small.stem}.sig",
-                files=(small.name,),
-            )
-        )
-    return scopes
+    return [s for s in (split_scope(layout, part), small_scope(layout, part)) if is_stored(s)]
 
 
-def stored_scopes(
-    layout: Layout, models: Sequence[str] | None = None, partitions: Sequence[str] | None = None
-) -> list[SignedScope]:
-    """Every signed scope with files on disk, or only those of the named models and partitions
-    (naming only one kind selects none of the other, as ``verify`` does)."""
-    if models is None and partitions is not None:
-        models = []
-    if partitions is None and models is not None:
-        partitions = []
-    scopes = [
-        model_scope(layout, m)
-        for m in stored_models(layout)
-        if models is None or m in models or MODEL_FOLDERS[m] in models
-    ]
-    for key in stored_partitions(layout):
-        if partitions is None or key in partitions:
-            scopes += partition_scopes(layout, key)
-    return scopes
+def scope_owner(layout: Layout, name: str) -> tuple[str | None, str | None]:
+    """The model (asset name) or partition key whose signed scope is called ``name``; (None,
+    None) for a name no model or partition of this layout has."""
+    for model in MODEL_FOLDERS:
+        if model_scope(layout, model).name == name:
+            return model, None
+    for key in PARTITION_KEYS:
+        part = Partition.parse(key)
+        if name in (split_scope(layout, part).name, small_scope(layout, part).name):
+            return None, key
+    return None, None

@@ -55,6 +55,7 @@ from wmtp_assets_tests.defs.storage_faults import (
     valid_problem_copied_into_test,
     weights_rewritten_consistently,
 )
+from wmtp_assets_tests.defs.test_signature_checks import SIGNATURE_FAULTS
 
 SEALED = "unchanged_since_materialization"
 
@@ -320,7 +321,9 @@ def test_each_fault_fails_exactly_its_checks(copied_demo_storage: Settings, name
 
 
 def test_every_check_is_failed_by_some_fault() -> None:
-    caught = {key.rsplit(":", 1)[1] for fault in FAULTS.values() for key in fault.fails}
+    """Here or, for ``signature_valid`` (which needs a key), in ``test_signature_checks``."""
+    faults = [*FAULTS.values(), *SIGNATURE_FAULTS.values()]
+    caught = {key.rsplit(":", 1)[1] for fault in faults for key in fault.fails}
     every = {spec.name for checks in ALL_CHECKS for spec in checks.check_specs}
     assert every - caught == set()
 

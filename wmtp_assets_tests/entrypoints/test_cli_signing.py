@@ -14,7 +14,7 @@ from wmtp_assets.demo.signing_keys import demo_keys
 from wmtp_assets.files.layout import Layout
 from wmtp_assets.settings import Settings
 from wmtp_assets.validate.signatures import SELF_CONSISTENT_ONLY
-from wmtp_assets.validate.signed_scopes import stored_scopes
+from wmtp_assets_tests.validate.test_signatures import stored_scopes
 
 
 def test_the_demo_signs_everything_and_the_library_alone_verifies_it(

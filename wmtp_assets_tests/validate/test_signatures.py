@@ -1,5 +1,6 @@
-"""Verify's signature pass over a copy of the demo storage, re-signed with a test key kept
-outside the root: every fault names its model folder or partition."""
+"""``signature_valid`` (what the revalidation and verify run) over a copy of the demo storage,
+re-signed with a test key kept outside the root: every fault names its model folder or
+partition."""
 
 from __future__ import annotations
 
@@ -8,12 +9,30 @@ from pathlib import Path
 
 import pytest
 
-from wmtp_assets.files.layout import Layout
-from wmtp_assets.files.signing import STATE_FILE_NAME, record_signed, sign_scope
+from wmtp_assets.data.partitions import PARTITION_KEYS, Partition
+from wmtp_assets.files.layout import MODEL_FOLDERS, Layout
+from wmtp_assets.files.signing import STATE_FILE_NAME, SignedScope, sign_and_record, sign_scope
 from wmtp_assets.settings import Settings
-from wmtp_assets.validate.signatures import SELF_CONSISTENT_ONLY, verify_signatures
-from wmtp_assets.validate.signed_scopes import model_scope, stored_scopes
+from wmtp_assets.validate.signatures import signature_valid
+from wmtp_assets.validate.signed_scopes import (
+    is_stored,
+    model_scope,
+    scope_owner,
+    small_scope,
+    split_scope,
+)
 from wmtp_assets_tests.files.test_signing import write_key_pair
+
+
+def owned_scopes(layout: Layout) -> list[list[SignedScope]]:
+    """What each ``signature_valid`` check covers: a model's folder, a partition's two."""
+    models = [[model_scope(layout, m)] for m in MODEL_FOLDERS]
+    parts = [Partition.parse(k) for k in PARTITION_KEYS]
+    return [*models, *([split_scope(layout, p), small_scope(layout, p)] for p in parts)]
+
+
+def stored_scopes(layout: Layout) -> list[SignedScope]:
+    return [s for owned in owned_scopes(layout) for s in owned if is_stored(s)]
 
 
 class Signed:
@@ -26,10 +45,16 @@ class Signed:
         """What materialization does: sign, then move the record."""
         scopes = [model_scope(self.layout, model)] if model else stored_scopes(self.layout)
         for scope in scopes:
-            record_signed(self.state, self.layout.root, scope.name, sign_scope(scope, self.key))
+            sign_and_record(scope, self.key, self.state, self.layout.root)
 
     def failures(self) -> list[str]:
-        return verify_signatures(self.layout, self.pub, self.state).failures
+        """Every check's failures, as the revalidation of everything reports them."""
+        failures: list[str] = []
+        for scopes in owned_scopes(self.layout):
+            outcome = signature_valid(self.layout.root, scopes, self.pub, self.state)
+            failures += outcome.details.get("failures", [])
+            assert outcome.passed == (not outcome.details.get("failures"))
+        return failures
 
 
 @pytest.fixture
@@ -50,9 +75,11 @@ def test_every_model_partition_and_small_subset_is_signed_and_passes(signed: Sig
     assert {"models_v2/micro-mtp", "models_v2/meta-llama-mtp"} <= names
     assert {"datasets_v2/mbpp/test", "datasets_local_small/mbpp_small/test_small"} <= names
     assert len(names) == 5 + 7 + 7  # models (Starling included), partitions, small subsets
-    report = verify_signatures(signed.layout, signed.pub, signed.state)
-    assert report.failures == []
-    assert report.checked == 19
+    assert signed.failures() == []
+    assert {scope_owner(signed.layout, n) for n in names} == {
+        *((m, None) for m in MODEL_FOLDERS),
+        *((None, k) for k in PARTITION_KEYS),
+    }
 
 
 def test_a_flipped_weight_byte_fails_naming_the_folder_and_file(signed: Signed) -> None:
@@ -112,7 +139,10 @@ def test_an_older_root_restored_is_reported_as_a_rollback(signed: Signed, tmp_pa
     assert failures[1].endswith("but absent")
 
 
-def test_without_a_key_the_proof_is_self_consistent_only(signed: Signed) -> None:
-    flip_byte(signed.layout.model("micro_mtp").weights)
-    report = verify_signatures(signed.layout, None, None)
-    assert report.failures == [] and report.lines() == [SELF_CONSISTENT_ONLY]
+def test_without_a_signed_state_record_the_rollback_is_said_unchecked(signed: Signed) -> None:
+    signed.state.unlink()
+    outcome = signature_valid(
+        signed.layout.root, [model_scope(signed.layout, "micro_mtp")], signed.pub, signed.state
+    )
+    assert outcome.passed
+    assert f"rollback not checked: no signed-state record at {signed.state}" in outcome.summary
