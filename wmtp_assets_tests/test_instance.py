@@ -40,9 +40,12 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
+@pytest.mark.parametrize("kind", ["missing", "a file"])
 def test_a_missing_dagster_home_names_the_variable(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], kind: str
 ) -> None:
+    if kind == "a file":
+        (tmp_path / "nowhere").write_text("not a folder\n")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "nowhere"))
     with pytest.raises(InstanceError, match=r"^DAGSTER_HOME: '.*nowhere' is not an existing"):
         instance_home(Settings(storage_root=tmp_path / "storage"))
