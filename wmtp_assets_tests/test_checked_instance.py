@@ -183,4 +183,3 @@ def test_the_check_costs_milliseconds(home: Path) -> None:
     for _ in range(20):
         CheckedInstance.config_defaults(str(home))
     assert (time.perf_counter() - started) / 20 < 0.05
-
