@@ -33,7 +33,7 @@ settings (environment first, then <storage root>/wmtp_settings.json, then the de
   WMTP_TOKENIZER_SHA256  SHA256 every tokenizer.model must have (default: Llama-2's)
   WMTP_MAX_TOKENS        token limit for dataset records (default 2048)
   WMTP_DEVICE            device for forward-pass checks: auto, cuda, mps, cpu (default auto)
-  WMTP_LOCK_TIMEOUT      seconds to wait for an artifact another run is writing (default 600)
+  WMTP_LOCK_TIMEOUT      seconds to wait for a held artifact or download slot (default 600)
   WMTP_SIGNING_KEY       PEM EC P-256 private key outside the root: sign what is published
   WMTP_VERIFY_KEY        PEM public key: verify fails on a missing, stale or invalid signature
   WMTP_SIGNED_STATE      signed-state record catching rollbacks (default: beside the key)

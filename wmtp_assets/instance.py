@@ -5,10 +5,12 @@ packaged ``dagster.yaml`` (pools, queued runs). The demo, ``verify``, ``report``
 ``wmtp-assets ui`` (``dagster dev``) all open this one, so what the demo built is what the UI shows.
 
 An unusable instance is one :class:`InstanceError` line naming the variable or the file: a
-``DAGSTER_HOME`` that is not an existing absolute folder, a database file that is not SQLite or
-that another process keeps locked (``check_instance_databases``), before any run starts. A
-database that fills up during a run (SQLite's "database or disk is full": ENOSPC, a quota) is one
-:class:`InstanceFullError` line naming that file (``watch_for_full_databases``, ``database_full``).
+``DAGSTER_HOME`` that is not an existing absolute folder, a database file that is not SQLite, is
+corrupt or truncated, or that another process keeps locked, a folder with no room left
+(``check_instance_databases``), before any run starts. A database that fills up during a run
+(SQLite's "database or disk is full": ENOSPC, a quota) is one :class:`InstanceFullError` line
+naming that file (``watch_for_full_databases``, ``database_full``). Under Dagster's own CLIs the
+packaged ``dagster.yaml``'s instance class applies the same (``checked_instance``).
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ import contextlib
 import os
 import shutil
 import sqlite3
+import sys
+from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy
 from sqlalchemy.engine import Engine
@@ -53,6 +58,12 @@ def _is_full(exc: BaseException) -> bool:
     )
 
 
+def _is_io_error(exc: BaseException) -> bool:
+    """SQLite's "disk I/O error": what it answers on a full disk once not even a journal fits."""
+    code = getattr(exc, "sqlite_errorcode", 0) if isinstance(exc, sqlite3.Error) else 0
+    return code & 0xFF == sqlite3.SQLITE_IOERR
+
+
 def _note_full_database(context: sqlalchemy.engine.ExceptionContext) -> None:
     engine = context.engine
     if engine is not None and _is_full(context.original_exception):
@@ -73,7 +84,7 @@ def database_full(exc: BaseException) -> InstanceFullError | None:
     cause: BaseException | None = exc
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
-        if _is_full(cause):
+        if _is_full(cause) or (_full_databases and _is_io_error(cause)):
             where = _full_databases[-1] if _full_databases else "the Dagster instance's database"
             return InstanceFullError(
                 f"{where}: no space left on device (SQLite: database or disk is full); the run "
@@ -82,6 +93,29 @@ def database_full(exc: BaseException) -> InstanceFullError | None:
             )
         cause = cause.__cause__ or cause.__context__
     return None
+
+
+def _excepthook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+    full = database_full(value)
+    if full is None:
+        (_previous_excepthook or sys.__excepthook__)(kind, value, tb)
+    else:
+        print(f"wmtp-assets: {full}", file=sys.stderr)
+
+
+_previous_excepthook: Callable[..., Any] | None = None
+
+
+def name_full_databases_on_exit() -> None:
+    """For an entry point we do not own (``dagster``, ``dg``): watch the databases
+    (``watch_for_full_databases``), and make an uncaught error that is a full instance database
+    its one line on stderr (the process still exits 1); any other error's traceback is
+    unchanged. Idempotent."""
+    global _previous_excepthook
+    watch_for_full_databases()
+    if sys.excepthook is not _excepthook:
+        _previous_excepthook = sys.excepthook
+        sys.excepthook = _excepthook
 
 
 def instance_home(settings: Settings) -> Path:
@@ -105,8 +139,15 @@ def instance_home(settings: Settings) -> Path:
 
 def check_instance_databases(home: Path) -> None:
     """Each instance database that exists is SQLite and its write lock is free within
-    ``LOCK_WAIT_S`` (taken and released at once, nothing written); else :class:`InstanceError`
-    naming the file (corrupt, not SQLite, locked by another process)."""
+    ``LOCK_WAIT_S`` (taken and released at once, nothing written), and the folder has
+    ``FULL_BELOW_BYTES`` free; else :class:`InstanceError` naming the file or folder (corrupt,
+    truncated, not SQLite, locked by another process, no space left)."""
+    free = shutil.disk_usage(home).free
+    if free < FULL_BELOW_BYTES:
+        raise InstanceFullError(
+            f"{home}: no space left on device ({free:,} bytes free, the instance's databases "
+            "cannot grow); free space, or point DAGSTER_HOME at a disk with room"
+        )
     for rel in INSTANCE_DATABASES:
         path = home / rel
         if not path.is_file():

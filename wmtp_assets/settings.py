@@ -68,7 +68,7 @@ class Settings(BaseModel):
     lock_timeout_s: float = Field(
         default=600.0,
         gt=0,
-        description="WMTP_LOCK_TIMEOUT: seconds a run waits for an artifact another run holds",
+        description="WMTP_LOCK_TIMEOUT: seconds a run waits for a held artifact or download slot",
     )
     signing_key: Path | None = Field(
         default=None, description="WMTP_SIGNING_KEY: PEM EC P-256 private key; None signs nothing"

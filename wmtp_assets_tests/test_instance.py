@@ -40,9 +40,12 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
+@pytest.mark.parametrize("kind", ["missing", "a file"])
 def test_a_missing_dagster_home_names_the_variable(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], kind: str
 ) -> None:
+    if kind == "a file":
+        (tmp_path / "nowhere").write_text("not a folder\n")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "nowhere"))
     with pytest.raises(InstanceError, match=r"^DAGSTER_HOME: '.*nowhere' is not an existing"):
         instance_home(Settings(storage_root=tmp_path / "storage"))
@@ -171,3 +174,29 @@ def test_a_full_instance_database_is_one_line_and_leaves_no_stale_seal(
     assert stale["datasets/stats"].startswith(f"{stats}: not sealed: run {failed_run} ("), stale
     assert "recorded none" in stale["datasets/stats"]
     assert stale["datasets/raw"].startswith("1 file unchanged"), stale  # sealed before the fill
+
+
+def test_an_io_error_counts_as_full_only_once_a_database_was_seen_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a full disk SQLite answers "database or disk is full" first, then "disk I/O error"
+    once not even a journal fits: the later error is the same cause, named by the file."""
+    monkeypatch.setattr("wmtp_assets.instance._full_databases", [])
+    io_error = sqlite3.OperationalError("disk I/O error")
+    io_error.sqlite_errorcode = sqlite3.SQLITE_IOERR_WRITE  # type: ignore[attr-defined]
+    assert database_full(io_error) is None, "an I/O error alone is not a full disk"
+    watch_for_full_databases()
+    db = tmp_path / "full.db"
+    engine = sqlalchemy.create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x BLOB)")
+    with pytest.raises(sqlalchemy.exc.OperationalError), engine.begin() as conn:
+        conn.exec_driver_sql("PRAGMA max_page_count = 2")
+        conn.exec_driver_sql("INSERT INTO t VALUES (zeroblob(100000))")
+    full = database_full(RuntimeError("a run failed"))
+    assert full is None, "only the error's own chain counts"
+    try:
+        raise RuntimeError("a later read") from io_error
+    except RuntimeError as later:
+        named = database_full(later)
+    assert named is not None and str(named).startswith(f"{db}: no space left on device")

@@ -62,7 +62,6 @@ PIPELINE_CODE_VERSION = (
     group_name=GROUP,
     partitions_def=PARTITIONS,
     kinds={"huggingface", "parquet"},
-    pool="download",
     op_tags=step_tags("download"),
     owners=OWNERS,
     freshness_policy=FRESHNESS,

@@ -71,7 +71,6 @@ def _raw_asset(
         key=key,
         group_name=GROUP,
         kinds={"huggingface"},
-        pool="download",
         op_tags=step_tags("download"),
         owners=OWNERS,
         freshness_policy=FRESHNESS,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from wmtp_assets.defs.download_slot import download_slot
 from wmtp_assets.defs.metadata import sealed_files
 from wmtp_assets.defs.resources import WmtpResource
 from wmtp_assets.sources import Provenance, RepoRef, RepoType
@@ -30,9 +31,11 @@ def fetch_raw(
     patterns: Sequence[str],
     dest: Path,
 ) -> dg.MaterializeResult:
-    """Fetch ``patterns`` of ``repo_id`` into ``dest`` (a ``raw/`` folder) and describe it."""
+    """Fetch ``patterns`` of ``repo_id`` into ``dest`` (a ``raw/`` folder) and describe it; the
+    fetch holds a slot of pool ``download`` (``download_slot``)."""
     ref = RepoRef(repo_id=repo_id, repo_type=repo_type, revision=revision, patterns=tuple(patterns))
-    result = wmtp.source().fetch(ref, dest, progress=context.log.info)
+    with download_slot(context, wmtp.lock_timeout_s):
+        result = wmtp.source().fetch(ref, dest, progress=context.log.info)
     provenance = result.provenance
     fetched = sorted(result.files)
     by_path = {r.path: r for r in provenance.files}

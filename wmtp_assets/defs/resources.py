@@ -20,7 +20,8 @@ class WmtpResource(dg.ConfigurableResource):
     max_tokens: int = Field(description="WMTP_MAX_TOKENS for dataset records")
     device: str = Field(description="WMTP_DEVICE: auto, cuda, mps or cpu")
     lock_timeout_s: float = Field(
-        default=600.0, description="WMTP_LOCK_TIMEOUT: seconds to wait for a held artifact"
+        default=600.0,
+        description="WMTP_LOCK_TIMEOUT: seconds to wait for a held artifact or download slot",
     )
     signing_key: str | None = Field(
         default=None, description="WMTP_SIGNING_KEY: PEM EC P-256 private key outside the root"
