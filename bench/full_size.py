@@ -116,13 +116,17 @@ def copy_with_fsync(sources: list[Path], dest_dir: Path) -> float:
     return seconds
 
 
-def build_mirror(model: str, mirror: Path, scratch: Path) -> list[Path]:
+def build_mirror(model: str, mirror: Path, scratch: Path, meta_layers: int) -> list[Path]:
     from wmtp_assets.sources import RepoRef, mirror_repo_dir, write_mirror_manifest
 
     ref = RepoRef(repo_id=MODELS[model]["repo"], repo_type="model", revision="main")
     repo = mirror_repo_dir(mirror, ref)
     scratch.mkdir(parents=True, exist_ok=True)
-    weights = [build_meta(repo, scratch)] if model == "meta" else build_sheared(repo, scratch)
+    weights = (
+        [build_meta(repo, scratch, meta_layers)]
+        if model == "meta"
+        else build_sheared(repo, scratch)
+    )
     shutil.rmtree(scratch)
     write_mirror_manifest(mirror, ref, "0" * 39 + "1")
     return [p.relative_to(repo) for p in weights]
@@ -134,6 +138,9 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/work/scratch-models"))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--skip-verify", action="store_true")
+    parser.add_argument(
+        "--meta-layers", type=int, default=32, help="blocks of the meta source (profiling only)"
+    )
     parser.add_argument(
         "--mirror-dir", type=Path, help="where the mirror is built (default: in the workdir)"
     )
@@ -165,7 +172,9 @@ def main() -> None:
             shutil.rmtree(folder, ignore_errors=True)
         home.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        weights = [str(p) for p in build_mirror(args.model, mirror, work / "scratch")]
+        weights = [
+            str(p) for p in build_mirror(args.model, mirror, work / "scratch", args.meta_layers)
+        ]
         (work / f"weights_{args.model}.json").write_text(json.dumps(weights))
         results["build_seconds"] = time.perf_counter() - start
         print(f"built the mirror in {results['build_seconds']:.0f} s: {weights}", flush=True)

@@ -92,15 +92,13 @@ class Pool:
             return torch.from_numpy(self.values[start : start + numel]).view(shape)
 
 
-def meta_state(pool: Pool) -> Iterator[tuple[str, torch.Tensor]]:
-    """The 7B_1T_4 tensors in the model's ``state_dict`` order."""
+def meta_state(pool: Pool, n_layers: int) -> Iterator[tuple[str, torch.Tensor]]:
+    """The 7B_1T_4 tensors in the model's ``state_dict`` order, with ``n_layers`` blocks."""
     dim, vocab, ffn = META_PARAMS["dim"], META_PARAMS["vocab_size"], 11008
     assert isinstance(dim, int) and isinstance(vocab, int)
     yield "tok_embeddings.weight", pool.window(vocab, dim)
     n_future = META_PARAMS["n_future_tokens"]
     assert isinstance(n_future, int)
-    n_layers = META_PARAMS["n_layers"]
-    assert isinstance(n_layers, int)
     blocks = [f"layers.{i}" for i in range(n_layers - n_future + 1)]
     blocks += [f"extra_heads.{j}" for j in range(n_future - 1)]
     for prefix in blocks:
@@ -133,14 +131,16 @@ def sheared_state(pool: Pool) -> Iterator[tuple[str, torch.Tensor]]:
     yield "lm_head.weight", pool.window(vocab, hidden)
 
 
-def build_meta(repo: Path, scratch: Path) -> Path:
-    """``repo``/{7B_1T_4/consolidated.pth, 7B_1T_4/params.json, tokenizer.model}."""
+def build_meta(repo: Path, scratch: Path, n_layers: int = 32) -> Path:
+    """``repo``/{7B_1T_4/consolidated.pth, 7B_1T_4/params.json, tokenizer.model}; fewer than
+    the real 32 layers only to profile at a smaller size."""
     folder = repo / "7B_1T_4"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "params.json").write_text(json.dumps(META_PARAMS, indent=2))
+    params = {**META_PARAMS, "n_layers": n_layers}
+    (folder / "params.json").write_text(json.dumps(params, indent=2))
     shutil.copyfile(LLAMA2_TOKENIZER, repo / "tokenizer.model")
     pool = Pool(scratch / "pool.f32")
-    torch.save(dict(meta_state(pool)), folder / "consolidated.pth")
+    torch.save(dict(meta_state(pool, n_layers)), folder / "consolidated.pth")
     return folder / "consolidated.pth"
 
 
