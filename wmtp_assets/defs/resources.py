@@ -7,6 +7,7 @@ from pydantic import Field
 
 from wmtp_assets.defs.worker import die_with_parent
 from wmtp_assets.files.layout import Layout
+from wmtp_assets.models.cpu_threads import share_cores_with_io
 from wmtp_assets.settings import Settings
 from wmtp_assets.sources import Source, source_from_settings
 
@@ -32,7 +33,8 @@ class WmtpResource(dg.ConfigurableResource):
     )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        die_with_parent()
+        if die_with_parent():  # a step worker process: torch's threads are ours to set
+            share_cores_with_io()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "WmtpResource":
