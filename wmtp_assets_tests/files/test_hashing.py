@@ -29,6 +29,14 @@ def test_sha256_file_matches_hashlib_over_buffer_boundaries(tmp_path: Path) -> N
     assert sha256_file(path) == hashlib.sha256(b"").hexdigest()
 
 
+def test_a_large_file_read_ahead_hashes_like_hashlib(tmp_path: Path) -> None:
+    # past the size from which a reader thread runs ahead of the hash, not a whole chunk count
+    data = hashlib.sha256(b"seed").digest() * ((72 << 20) // 32) + b"tail"
+    path = tmp_path / "large"
+    path.write_bytes(data)
+    assert sha256_file(path) == hashlib.sha256(data).hexdigest()
+
+
 def test_shared_hashes_read_a_file_once_and_a_changed_file_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
