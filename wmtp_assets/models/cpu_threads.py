@@ -12,6 +12,8 @@ threads. ``OMP_NUM_THREADS``, when set, is the operator's choice and is kept.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -26,3 +28,14 @@ def share_cores_with_io() -> int:
     if not os.environ.get("OMP_NUM_THREADS"):
         torch.set_num_threads(max(1, cores() // 2))
     return torch.get_num_threads()
+
+
+@contextmanager
+def cores_shared_with_io() -> Iterator[int]:
+    """:func:`share_cores_with_io` for the block only (a pass that hashes beside torch in a
+    process whose threads are otherwise the caller's: ``verify`` runs its checks in its own)."""
+    before = torch.get_num_threads()
+    try:
+        yield share_cores_with_io()
+    finally:
+        torch.set_num_threads(before)

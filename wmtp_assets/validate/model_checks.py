@@ -16,11 +16,7 @@ import torch
 import yaml
 
 from wmtp_assets.files.hashing import read_sha256sums, sha256_file, sha256_scan
-from wmtp_assets.files.json_files import (
-    InvalidJsonFileError,
-    read_json_model,
-    read_json_object,
-)
+from wmtp_assets.files.json_files import InvalidJsonFileError, read_json_model, read_json_object
 from wmtp_assets.files.layout import ModelDirs
 from wmtp_assets.models.artifact import (
     METADATA,
@@ -37,6 +33,7 @@ from wmtp_assets.models.checkpoint_reader import (
     open_hf_shards,
 )
 from wmtp_assets.models.convert_meta import CHECKPOINT as META_CHECKPOINT
+from wmtp_assets.models.cpu_threads import cores_shared_with_io
 from wmtp_assets.models.hf_llama import read_llama_config
 from wmtp_assets.models.mtp.args import ModelArgs
 from wmtp_assets.models.safetensors_writer import TensorSpec, safetensors_dtype
@@ -191,7 +188,8 @@ def values_are_finite(dirs: ModelDirs) -> CheckOutcome:
             if found := non_finite_count(values):
                 bad[name] = bad.get(name, 0) + found
 
-    sha256_scan(dirs.weights, consume)
+    with cores_shared_with_io():  # a reader and a hashing thread run beside each aminmax
+        sha256_scan(dirs.weights, consume)
     if bad:
         first = sorted(bad)[0]
         return CheckOutcome.fail(
