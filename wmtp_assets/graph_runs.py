@@ -7,7 +7,9 @@ unpartitioned assets and one run per dataset partition, exactly what a backfill 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import dagster as dg
 from pydantic import BaseModel
@@ -16,15 +18,24 @@ from wmtp_assets.definitions import ALL_ASSETS
 from wmtp_assets.defs.checks import ALL_CHECKS
 from wmtp_assets.defs.metadata import SEALED_FILES
 from wmtp_assets.defs.resources import WmtpResource
-from wmtp_assets.defs.revalidation import MODELS_RUN, REVALIDATE_JOB, revalidation_plan
+from wmtp_assets.defs.revalidation import (
+    MODELS_RUN,
+    REVALIDATE_JOB,
+    RevalidationRun,
+    revalidation_plan,
+)
 from wmtp_assets.defs.seal_checks import SEALED_CHECK
+from wmtp_assets.files.hashing import hashes_ahead
 from wmtp_assets.files.layout import Layout
+from wmtp_assets.models.cpu_threads import cores
 from wmtp_assets.progress import Progress
 from wmtp_assets.settings import Settings
 from wmtp_assets.validate.signatures import recorded_scopes
 
 RUN_JOB = "__wmtp_cli_run"
 """Name of the one job each in-process run of ``demo`` builds (like ``dg.materialize``'s)."""
+HASHED_AHEAD_FROM = 1 << 30
+"""Model files from this size are hashed by a thread ahead of verify's checks."""
 
 
 class AssetRow(BaseModel):
@@ -260,7 +271,11 @@ def verify_everything(
         )
         if progress is not None:
             progress.working_on(f"{len(run.check_keys)} checks [{run.name}]")
-        result = _execute(job, settings, instance, run.name, progress, verbose, tags=run.tags)
+        # the checks run one after another here; a thread hashes the large model files
+        # beside them (at most two streams beside theirs: the disk bounds them, not the cores)
+        ahead = _large_model_files(Layout(settings.storage_root), run)
+        with hashes_ahead(ahead, workers=min(2, cores() - 1)):
+            result = _execute(job, settings, instance, run.name, progress, verbose, tags=run.tags)
         if not result.success:
             failed_runs.append(run.name)
         evaluated = {(e.asset_key, e.check_name) for e in result.get_asset_check_evaluations()}
@@ -291,3 +306,23 @@ def verify_everything(
             failed = sum(not r.passed for r in done)
             progress.line(f"checked [{run.name}]: {len(done)} checks, {failed} failed")
     return Revalidation(rows=rows, failed_runs=failed_runs)
+
+
+def _large_model_files(layout: Layout, run: RevalidationRun) -> list[Path]:
+    """The large files a models run hashes: the converted weights first, then the raw files
+    (symlinks not followed). The run checks a model's raw files before its weights, so a
+    thread that starts with the weights works beside the run's own read of the raw files."""
+    if run.name != MODELS_RUN:
+        return []
+    models = [
+        layout.model(name) for name in dict.fromkeys(k.asset_key.path[1] for k in run.check_keys)
+    ]
+    raw: list[Path] = []
+    for dirs in models:
+        for folder, _, names in os.walk(dirs.raw):
+            raw += [Path(folder, n) for n in sorted(names)]
+    return [
+        p
+        for p in [d.weights for d in models] + raw
+        if not p.is_symlink() and p.is_file() and p.stat().st_size >= HASHED_AHEAD_FROM
+    ]

@@ -12,7 +12,7 @@ import queue
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -24,6 +24,7 @@ _SCAN_BUFFERS = 4
 _READ_AHEAD_FROM = 64 << 20
 """Files from this size are read by a thread ahead of the hash (``file_digest`` reads and hashes
 in turn): 1.09-1.17 GB/s against 0.95-1.02 GB/s on a cold 27 GB checkpoint here."""
+_MEMORY = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 _SUMS_LINE = re.compile(r"^([0-9a-f]{64}) [ *](.+)$")
 
 
@@ -75,13 +76,16 @@ def _identity(path: Path | str, stat: os.stat_result) -> tuple[str, int, int, in
 def sha256_file(path: Path | str) -> str:
     """Hex SHA256 of a file, in bounded memory."""
     shared = _SHARED.get()
-    if shared is None:
+    if shared is None and _AHEAD is None:
         return _read_sha256(path)
     stat = os.stat(path)
     key = _identity(path, stat)
-    if key not in shared:
-        shared[key] = _read_sha256(path)
-    return shared[key]
+    if shared is not None and key in shared:
+        return shared[key]
+    hexdigest = _hashed_ahead(key) or _read_sha256(path)
+    if shared is not None:
+        shared[key] = hexdigest
+    return hexdigest
 
 
 def sha256_scan(path: Path | str, consume: Callable[[memoryview, int], None]) -> str:
@@ -96,6 +100,12 @@ def sha256_scan(path: Path | str, consume: Callable[[memoryview, int], None]) ->
     if known is not None:
         _read_ahead(path, None, consume)
         return known
+    ahead = None if _AHEAD is None else _AHEAD.take(_identity(path, stat))
+    if ahead is not None:  # being hashed by a thread ahead: this pass only consumes
+        _read_ahead(path, None, consume)
+        hexdigest = ahead.result() or _read_sha256(path)
+        remember_sha256(path, stat, hexdigest)
+        return hexdigest
     digest = hashlib.sha256()
     _read_ahead(path, digest.update, consume)
     hexdigest = digest.hexdigest()
@@ -107,9 +117,11 @@ def _read_ahead(
     path: Path | str,
     update: Callable[[memoryview], object] | None,
     consume: Callable[[memoryview, int], None] | None,
-) -> None:
+    cancelled: threading.Event | None = None,
+) -> bool:
     """One pass over ``path`` in :data:`CHUNK` s: a reader thread fills buffers ahead of
-    ``update`` (a hash; in a thread of its own beside a ``consume``) and ``consume``."""
+    ``update`` (a hash; in a thread of its own beside a ``consume``) and ``consume``. False
+    when ``cancelled`` was set before the end."""
     free: queue.Queue[memoryview] = queue.Queue()
     for _ in range(_SCAN_BUFFERS):
         free.put(memoryview(bytearray(CHUNK)))
@@ -119,11 +131,18 @@ def _read_ahead(
     def read() -> None:
         try:
             with open(path, "rb", buffering=0) as fh:
+                # a file larger than memory cannot stay cached: reading it through would only
+                # evict what the next check reads, so its pages go once copied out
+                drop_behind = os.fstat(fh.fileno()).st_size > _MEMORY
+                position = 0
                 while not stop.is_set():
                     view = free.get()
                     n = fh.readinto(view)
                     if not n:
                         break
+                    if drop_behind:
+                        os.posix_fadvise(fh.fileno(), position, n, os.POSIX_FADV_DONTNEED)
+                    position += n
                     filled.put((view, n))
             filled.put(None)
         except BaseException as exc:  # raised in the caller's thread below
@@ -137,6 +156,8 @@ def _read_ahead(
             while (item := filled.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item
+                if cancelled is not None and cancelled.is_set():
+                    return False
                 view, n = item
                 if consume is None:
                     if update is not None:
@@ -154,6 +175,7 @@ def _read_ahead(
         stop.set()
         free.put(memoryview(bytearray(0)))  # unblock a reader waiting for a buffer
         reader.join()
+    return True
 
 
 def remember_sha256(path: Path | str, stat: os.stat_result, hexdigest: str) -> None:
@@ -171,6 +193,93 @@ def _read_sha256(path: Path | str) -> str:
     digest = hashlib.sha256()
     _read_ahead(path, digest.update, None)
     return digest.hexdigest()
+
+
+class _HashesAhead:
+    """Files hashed by background threads ahead of the checks that need them; each file is
+    read by whichever comes first, a thread or a check (which then keeps it)."""
+
+    def __init__(self, paths: Sequence[Path], workers: int) -> None:
+        self._lock = threading.Lock()
+        self._cancelled = threading.Event()
+        self._started: dict[tuple[str, int, int, int], Future[str | None]] = {}
+        self._taken: set[tuple[str, int, int, int]] = set()
+        self._waiting = [(key, p) for p in paths if (key := _identity_if_file(p)) is not None]
+        self._threads = [
+            threading.Thread(target=self._work, name="sha256-ahead", daemon=True)
+            for _ in range(min(workers, len(self._waiting)))
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def take(self, key: tuple[str, int, int, int]) -> Future[str | None] | None:
+        """The hash of the file with identity ``key`` if a thread started it, else None (and
+        no thread will start it: the caller reads it)."""
+        with self._lock:
+            self._taken.add(key)
+            return self._started.get(key)
+
+    def _next(self) -> tuple[tuple[str, int, int, int], Path, Future[str | None]] | None:
+        with self._lock:
+            while self._waiting and not self._cancelled.is_set():
+                key, path = self._waiting.pop(0)
+                if key not in self._taken:
+                    self._taken.add(key)
+                    self._started[key] = Future()
+                    return key, path, self._started[key]
+            return None
+
+    def _work(self) -> None:
+        while (item := self._next()) is not None:
+            key, path, future = item
+            try:
+                digest = hashlib.sha256()
+                done = _read_ahead(path, digest.update, None, self._cancelled)
+                # the bytes read are the ones of ``key`` only if the identity held throughout
+                same = done and _identity(path, os.stat(path)) == key
+                future.set_result(digest.hexdigest() if same else None)
+            except OSError:
+                future.set_result(None)  # the check that wants it reads it and reports
+
+    def close(self) -> None:
+        self._cancelled.set()
+        for thread in self._threads:
+            thread.join()
+
+
+_AHEAD: _HashesAhead | None = None
+
+
+def _identity_if_file(path: Path) -> tuple[str, int, int, int] | None:
+    try:
+        return _identity(path, os.stat(path))
+    except OSError:
+        return None  # gone: the check that wants it says so
+
+
+def _hashed_ahead(key: tuple[str, int, int, int]) -> str | None:
+    ahead = None if _AHEAD is None else _AHEAD.take(key)
+    return None if ahead is None else ahead.result()
+
+
+@contextmanager
+def hashes_ahead(paths: Sequence[Path], workers: int) -> Iterator[None]:
+    """Within the block, ``workers`` threads hash ``paths`` (in that order) while the caller
+    runs checks: a check that hashes one of them (same path, size, mtime and inode) takes that
+    hash instead of reading the file again, and one that comes first reads it itself. For a
+    caller that checks files one after another on a machine with idle cores and disk
+    bandwidth (``verify``: a 27 GB source hashed while the 13.5 GB output is, 38 s for both
+    here against 56 s in turn). Leaving the block stops the threads within one chunk."""
+    global _AHEAD
+    if _AHEAD is not None or workers < 1 or not paths:
+        yield
+        return
+    _AHEAD = _HashesAhead(paths, workers)
+    try:
+        yield
+    finally:
+        ahead, _AHEAD = _AHEAD, None
+        ahead.close()
 
 
 def git_blob_header(size: int) -> bytes:

@@ -1,17 +1,20 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from wmtp_assets.files import hashing
 from wmtp_assets.files.hashing import (
     CHUNK,
     ChecksumFileError,
     file_identity,
     git_blob_sha1,
+    hashes_ahead,
     read_sha256sums,
     sha256_file,
     sha256_scan,
@@ -149,3 +152,63 @@ def test_malformed_line_names_the_file_and_line(tmp_path: Path) -> None:
     path.write_text("deadbeef  model.safetensors\n")
     with pytest.raises(ChecksumFileError, match=r"SHA256SUMS: line 1"):
         read_sha256sums(path)
+
+
+def _rewrite_keeping_identity(path: Path, data: bytes) -> None:
+    """New bytes of the same size, in place (same inode), mtime set back."""
+    stat = path.stat()
+    with open(path, "r+b") as fh:
+        fh.write(data)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def _hashed_by_the_thread(path: Path) -> None:
+    """Wait until the thread hashing ahead is done with ``path`` (it has started it)."""
+    assert hashing._AHEAD is not None
+    future = hashing._AHEAD.take(hashing._identity(path, os.stat(path)))
+    assert future is not None and future.result() is not None
+
+
+def test_a_file_hashed_ahead_is_taken_from_the_thread_not_read_again(tmp_path: Path) -> None:
+    old, new = b"a" * (3 * CHUNK + 5), b"b" * (3 * CHUNK + 5)
+    path = tmp_path / "weights"
+    path.write_bytes(old)
+    with hashes_ahead([path], workers=1):
+        _hashed_by_the_thread(path)
+        _rewrite_keeping_identity(path, new)
+        # the hash the thread read: proof the check did not read the file itself
+        assert sha256_file(path) == hashlib.sha256(old).hexdigest()
+        seen: list[int] = []
+        assert sha256_scan(path, lambda chunk, _: seen.append(len(chunk))) == (
+            hashlib.sha256(old).hexdigest()
+        )
+        assert sum(seen) == len(new)  # the scan still hands over every byte
+    assert sha256_file(path) == hashlib.sha256(new).hexdigest()  # outside: read again
+
+
+def test_a_file_changed_after_it_was_hashed_ahead_is_read_again(tmp_path: Path) -> None:
+    path = tmp_path / "weights"
+    path.write_bytes(b"a" * 1000)
+    with hashes_ahead([path], workers=1):
+        _hashed_by_the_thread(path)
+        path.write_bytes(b"b" * 1000)
+        os.utime(path, ns=(1, 1))  # another mtime: another identity
+        assert sha256_file(path) == hashlib.sha256(b"b" * 1000).hexdigest()
+
+
+def test_a_file_a_check_asks_for_first_is_read_by_the_check(tmp_path: Path) -> None:
+    busy, second = tmp_path / "busy", tmp_path / "second"
+    os.mkfifo(busy)  # the thread's open blocks until a writer comes: it is busy with it
+    second.write_bytes(b"2" * 1000)
+    with hashes_ahead([busy, second], workers=1):
+        assert sha256_file(second) == hashlib.sha256(b"2" * 1000).hexdigest()
+        assert hashing._AHEAD is not None
+        assert hashing._AHEAD.take(hashing._identity(second, os.stat(second))) is None
+        with open(busy, "wb"):
+            pass  # lets the thread read to the end
+    assert hashing._AHEAD is None  # the block ends its threads
+
+
+def test_missing_files_are_left_to_the_checks(tmp_path: Path) -> None:
+    with hashes_ahead([tmp_path / "gone"], workers=1), pytest.raises(FileNotFoundError):
+        sha256_file(tmp_path / "gone")
