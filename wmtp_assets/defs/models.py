@@ -11,6 +11,7 @@ differs is rebuilt); Dagster shows the same through the assets'
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -245,35 +246,60 @@ sheared_raw = _raw_asset(
 )
 
 
-@dg.asset(
-    key=META_SAFETENSORS,
-    deps=[META_RAW, TOKENIZER],
-    group_name=GROUP,
-    kinds={"pytorch", "safetensors"},
-    code_version=CONVERSION_CODE_VERSION,
-    op_tags=step_tags("convert"),
-    owners=OWNERS,
-    freshness_policy=FRESHNESS,
-    tags=asset_tags("converted"),
-    description="`models_v2/meta-llama-mtp/safetensors/model.safetensors` (with SHA256SUMS, "
-    "configs/ and metadata.json): 7B_1T_4 in float16 with Meta key names.",
-)
-@explained
-def meta_safetensors(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.MaterializeResult:
-    dirs = wmtp.layout.model("meta_llama_mtp")
-    outcome = convert_meta_mtp(
-        dirs.raw,
-        dirs,
-        raw_provenance(dirs.raw),
-        tokenizer_info(dirs.tokenizer / "tokenizer.model"),
-        CONVERSION_CODE_VERSION,
-        context.log.info,
-        reuse_current=True,
-        lock_timeout_s=wmtp.settings.lock_timeout_s,
-        device=_trace_device(context, wmtp),
+def _converted_asset(
+    key: dg.AssetKey,
+    raw: dg.AssetKey,
+    model: str,
+    description: str,
+    convert: Callable[..., Float16Outcome],
+    format_args: Callable[[ModelDirs, WmtpResource], tuple[Any, ...]],
+) -> dg.AssetsDefinition:
+    """``models/<model>/safetensors``: ``raw`` converted to float16 by ``convert`` (a
+    ``models.convert_*`` function, its format's arguments after the provenance from
+    ``format_args``), linked where the trainer reads it and signed; one definition for every
+    converted model, so none misses a property."""
+
+    @dg.asset(
+        key=key,
+        deps=[raw, TOKENIZER],
+        group_name=GROUP,
+        kinds={"pytorch", "safetensors"},
+        code_version=CONVERSION_CODE_VERSION,
+        op_tags=step_tags("convert"),
+        owners=OWNERS,
+        freshness_policy=FRESHNESS,
+        tags=asset_tags("converted"),
+        description=description,
     )
-    link_model(wmtp.layout, "meta_llama_mtp")
-    return sign_model(wmtp, "meta_llama_mtp", _materialize_result(wmtp.layout.root, dirs, outcome))
+    @explained
+    def converted(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> dg.MaterializeResult:
+        dirs = wmtp.layout.model(model)
+        outcome = convert(
+            dirs.raw,
+            dirs,
+            raw_provenance(dirs.raw),
+            *format_args(dirs, wmtp),
+            CONVERSION_CODE_VERSION,
+            context.log.info,
+            reuse_current=True,
+            lock_timeout_s=wmtp.settings.lock_timeout_s,
+            device=_trace_device(context, wmtp),
+        )
+        link_model(wmtp.layout, model)
+        return sign_model(wmtp, model, _materialize_result(wmtp.layout.root, dirs, outcome))
+
+    return converted
+
+
+meta_safetensors = _converted_asset(
+    META_SAFETENSORS,
+    META_RAW,
+    "meta_llama_mtp",
+    "`models_v2/meta-llama-mtp/safetensors/model.safetensors` (with SHA256SUMS, "
+    "configs/ and metadata.json): 7B_1T_4 in float16 with Meta key names.",
+    convert_meta_mtp,
+    lambda dirs, _: (tokenizer_info(dirs.tokenizer / "tokenizer.model"),),
+)
 
 
 def _trace_device(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> str:
@@ -286,41 +312,16 @@ def _trace_device(context: dg.AssetExecutionContext, wmtp: WmtpResource) -> str:
         return "cpu"
 
 
-@dg.asset(
-    key=SHEARED_SAFETENSORS,
-    deps=[SHEARED_RAW, TOKENIZER],
-    group_name=GROUP,
-    kinds={"pytorch", "safetensors"},
-    code_version=CONVERSION_CODE_VERSION,
-    op_tags=step_tags("convert"),
-    owners=OWNERS,
-    freshness_policy=FRESHNESS,
-    tags=asset_tags("converted"),
-    description="`models_v2/ref-sheared-llama-2.7b/safetensors/model.safetensors` (with "
+sheared_safetensors = _converted_asset(
+    SHEARED_SAFETENSORS,
+    SHEARED_RAW,
+    "ref_sheared_llama_2_7b",
+    "`models_v2/ref-sheared-llama-2.7b/safetensors/model.safetensors` (with "
     "SHA256SUMS, configs/ and metadata.json): Sheared-LLaMA-2.7B merged into one float16 file "
     "with HF key names; safetensors/ is a from_pretrained folder.",
+    convert_hf_llama,
+    lambda _, wmtp: (None, wmtp.settings.tokenizer_sha256),  # tokenizer files: its raw ones
 )
-@explained
-def sheared_safetensors(
-    context: dg.AssetExecutionContext, wmtp: WmtpResource
-) -> dg.MaterializeResult:
-    dirs = wmtp.layout.model("ref_sheared_llama_2_7b")
-    outcome = convert_hf_llama(
-        dirs.raw,
-        dirs,
-        raw_provenance(dirs.raw),
-        None,
-        wmtp.settings.tokenizer_sha256,
-        CONVERSION_CODE_VERSION,
-        context.log.info,
-        reuse_current=True,
-        lock_timeout_s=wmtp.settings.lock_timeout_s,
-        device=_trace_device(context, wmtp),
-    )
-    link_model(wmtp.layout, "ref_sheared_llama_2_7b")
-    return sign_model(
-        wmtp, "ref_sheared_llama_2_7b", _materialize_result(wmtp.layout.root, dirs, outcome)
-    )
 
 
 STARLING_RAW = dg.AssetKey(["models", "starling_rm_7b", "raw"])
@@ -334,38 +335,16 @@ starling_raw = _raw_asset(
 )
 
 
-@dg.asset(
-    key=STARLING_SAFETENSORS,
-    deps=[STARLING_RAW, TOKENIZER],
-    group_name=GROUP,
-    kinds={"pytorch", "safetensors"},
-    code_version=CONVERSION_CODE_VERSION,
-    op_tags=step_tags("convert"),
-    owners=OWNERS,
-    freshness_policy=FRESHNESS,
-    tags=asset_tags("converted"),
-    description="`models_v2/starling-rm-7b/safetensors/model.safetensors` (with SHA256SUMS, "
+starling_safetensors = _converted_asset(
+    STARLING_SAFETENSORS,
+    STARLING_RAW,
+    "starling_rm_7b",
+    "`models_v2/starling-rm-7b/safetensors/model.safetensors` (with SHA256SUMS, "
     "configs/config.json, tokenizer/ and metadata.json): the Starling-RM-7B-alpha reward model "
     "(Llama decoder + v_head) in float16 with the upstream key names.",
+    convert_reward_llama,
+    lambda _, wmtp: (wmtp.settings.tokenizer_sha256,),
 )
-@explained
-def starling_safetensors(
-    context: dg.AssetExecutionContext, wmtp: WmtpResource
-) -> dg.MaterializeResult:
-    dirs = wmtp.layout.model("starling_rm_7b")
-    outcome = convert_reward_llama(
-        dirs.raw,
-        dirs,
-        raw_provenance(dirs.raw),
-        wmtp.settings.tokenizer_sha256,
-        CONVERSION_CODE_VERSION,
-        context.log.info,
-        reuse_current=True,
-        lock_timeout_s=wmtp.settings.lock_timeout_s,
-        device=_trace_device(context, wmtp),
-    )
-    link_model(wmtp.layout, "starling_rm_7b")
-    return sign_model(wmtp, "starling_rm_7b", _materialize_result(wmtp.layout.root, dirs, outcome))
 
 
 MODEL_ASSETS = [
