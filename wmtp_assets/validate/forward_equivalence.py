@@ -243,19 +243,6 @@ def _report(
     )
 
 
-def compare_to_trace(
-    arch: StreamedArchitecture,
-    trace: SourceTrace,
-    converted: Opener,
-    device: torch.device,
-    started: float | None = None,
-    recorded: bool = False,
-) -> EquivalenceReport:
-    """The converted checkpoint against what its source computed (see the module docstring);
-    ``recorded``: the trace is the conversion's, not computed from the source just now."""
-    return trace_comparison(arch, trace, converted, device, started, recorded)[0]
-
-
 def trace_comparison(
     arch: StreamedArchitecture,
     trace: SourceTrace,
@@ -264,8 +251,10 @@ def trace_comparison(
     started: float | None = None,
     recorded: bool = False,
 ) -> tuple[EquivalenceReport, Streamed]:
-    """:func:`compare_to_trace`, and the converted run it compared (its logits), for checks that
-    read a model-specific quantity from them (a reward model's reward)."""
+    """The converted checkpoint against what its source computed (see the module docstring),
+    and the converted run it compared (its logits, for checks that read a model-specific
+    quantity from them: a reward model's reward). ``recorded``: the trace is the conversion's,
+    not computed from the source just now."""
     started = time.monotonic() if started is None else started
     run = streamed_logits(arch, converted, device, trace)
     path_stages = len(arch.trunk) + 3  # embedding, trunk, one head, norm + output
@@ -307,7 +296,7 @@ def compare_to_source(
     """The converted checkpoint against its source, each read once: the source's trace first."""
     started = time.monotonic()
     trace = trace_checkpoint(arch, source, device)
-    return compare_to_trace(arch, trace, converted, device, started)
+    return trace_comparison(arch, trace, converted, device, started)[0]
 
 
 def compare_to_whole_model(

@@ -387,7 +387,7 @@ def forward_pass(dirs: ModelDirs, fmt: ModelFormat, device: str) -> CheckOutcome
         source_sha = {r.path: r.sha256 for r in recorded.files} if recorded else None
         trace, why_not_recorded = fe.bound_trace(dirs.source_trace, weights_sha, source_sha)
         if trace is not None:
-            report = fe.compare_to_trace(arch, trace, converted, target, recorded=True)
+            report = fe.trace_comparison(arch, trace, converted, target, recorded=True)[0]
         else:
             report = fe.compare_to_source(arch, source, converted, target)
     worst = report.worst_stage
